@@ -1,0 +1,184 @@
+"""Camera configuration as technicians write it in the device YAML.
+
+Pure pydantic: validating a camera needs no camera, model file or network.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
+Point = Annotated[
+    list[float],
+    Field(min_length=2, max_length=2, description="[x, y] in pixels (x right, y down)"),
+]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LineConfig(_Section):
+    id: str = Field(pattern=ID_PATTERN, description="line name, unique within the camera")
+    points: list[Point] = Field(
+        description=(
+            "exactly two points [[x1, y1], [x2, y2]] in pixels. 'in' is a crossing where the "
+            "anchor moves from the right-hand side of x1->x2 (seen with y down) to the left: "
+            "(x2-x1)*(py-y1) - (y2-y1)*(px-x1) goes from negative to positive"
+        ),
+    )
+    hysteresis_px: float = Field(
+        default=4.0,
+        ge=0,
+        description="the anchor must be this far past the line before a crossing counts",
+    )
+    min_frames_on_side: int = Field(
+        default=2,
+        ge=1,
+        description="frames the anchor must stay on the new side before the crossing counts",
+    )
+
+    @field_validator("points")
+    @classmethod
+    def _two_points(cls, v: list[list[float]]) -> list[list[float]]:
+        if len(v) != 2:
+            raise ValueError(f"a line needs exactly 2 points, got {len(v)}")
+        if v[0] == v[1]:
+            raise ValueError("the two points of a line must differ")
+        return v
+
+
+class ZoneConfig(_Section):
+    id: str = Field(pattern=ID_PATTERN, description="zone name, unique within the camera")
+    polygon: list[Point] = Field(description="at least 3 points [[x, y], ...] in pixels")
+    min_visit_s: float = Field(
+        default=1.0, ge=0, description="visits shorter than this are not counted as dwell"
+    )
+    occlusion_grace_s: float = Field(
+        default=2.0,
+        ge=0,
+        description="a person unseen for less than this is still in the zone (occlusion)",
+    )
+
+    @field_validator("polygon")
+    @classmethod
+    def _polygon(cls, v: list[list[float]]) -> list[list[float]]:
+        if len(v) < 3:
+            raise ValueError(f"a zone polygon needs at least 3 points, got {len(v)}")
+        return v
+
+
+class DetectorConfig(_Section):
+    confidence: float = Field(
+        default=0.3, gt=0, lt=1, description="minimum person score to keep a detection"
+    )
+    nms_iou: float = Field(default=0.45, gt=0, lt=1, description="IoU above which NMS merges")
+    threads: int = Field(
+        default=2, ge=1, le=16, description="ONNX Runtime intra-op threads (cores to use)"
+    )
+    provider: str = Field(
+        default="CPUExecutionProvider",
+        description="ONNX Runtime execution provider; others only if installed",
+    )
+
+
+class MotionConfig(_Section):
+    enabled: bool = Field(
+        default=True, description="skip inference while nothing moves (tracker coasts)"
+    )
+    threshold: float = Field(
+        default=0.002,
+        ge=0,
+        le=1,
+        description="fraction of changed pixels (downscaled grey) that counts as motion",
+    )
+    max_skip_s: float = Field(
+        default=2.0, ge=0, description="run the detector at least this often even when static"
+    )
+
+
+class TrackerConfig(_Section):
+    high_score: float = Field(default=0.5, gt=0, lt=1, description="first-stage score")
+    low_score: float = Field(default=0.1, gt=0, lt=1, description="second-stage score floor")
+    new_track_score: float = Field(
+        default=0.6, gt=0, lt=1, description="score needed to start a new track"
+    )
+    match_iou: float = Field(default=0.2, gt=0, lt=1, description="minimum IoU to associate")
+    lost_s: float = Field(
+        default=2.0, gt=0, description="keep a lost track this long for re-identification"
+    )
+    confirm_frames: int = Field(default=2, ge=1, description="hits before a track is confirmed")
+
+
+class CameraConfig(_Section):
+    id: str = Field(pattern=ID_PATTERN, description="camera name, unique on the device")
+    source: str | int = Field(
+        description=(
+            "USB index (0), /dev/videoN, rtsp:// or http:// URL, a video file, or a directory "
+            "of numbered images"
+        )
+    )
+    fps: float = Field(default=10.0, gt=0, le=120, description="frames per second to process")
+    realtime: bool = Field(
+        default=True,
+        description="file and directory sources: pace to fps (true) or run as fast as possible",
+    )
+    stall_timeout_s: float = Field(
+        default=10.0, gt=0, description="a live source with no frame for this long reconnects"
+    )
+    model: str = Field(
+        default="yolox_nano",
+        description="model name from models/manifest.yaml, or a path to an .onnx file",
+    )
+    resolution: list[int] | None = Field(
+        default=None,
+        min_length=2,
+        max_length=2,
+        description="[width, height] of the frames; lets check-config reject lines outside it",
+    )
+    anchor: Literal["bottom_center", "center"] = Field(
+        default="bottom_center", description="point of the person box tested against lines"
+    )
+    detector: DetectorConfig = Field(
+        default_factory=DetectorConfig, description="detector thresholds"
+    )
+    motion: MotionConfig = Field(default_factory=MotionConfig, description="motion gating")
+    tracker: TrackerConfig = Field(default_factory=TrackerConfig, description="tracker")
+    lines: list[LineConfig] = Field(default_factory=list, description="counting lines")
+    zones: list[ZoneConfig] = Field(default_factory=list, description="dwell zones")
+
+    @model_validator(mode="after")
+    def _unique_and_inside(self) -> CameraConfig:
+        for kind, items in (("line", self.lines), ("zone", self.zones)):
+            seen: set[str] = set()
+            for item in items:
+                if item.id in seen:
+                    raise ValueError(f"duplicate {kind} id {item.id!r}")
+                seen.add(item.id)
+        if self.resolution is not None:
+            w, h = self.resolution
+            for line in self.lines:
+                for x, y in line.points:
+                    if not (0 <= x <= w and 0 <= y <= h):
+                        raise ValueError(
+                            f"line {line.id!r} point [{x:g}, {y:g}] is outside the {w}x{h} frame"
+                        )
+            for zone in self.zones:
+                for x, y in zone.polygon:
+                    if not (0 <= x <= w and 0 <= y <= h):
+                        raise ValueError(
+                            f"zone {zone.id!r} point [{x:g}, {y:g}] is outside the {w}x{h} frame"
+                        )
+        return self
+
+
+__all__ = [
+    "CameraConfig",
+    "DetectorConfig",
+    "LineConfig",
+    "MotionConfig",
+    "TrackerConfig",
+    "ZoneConfig",
+]
