@@ -1,0 +1,163 @@
+"""CameraPipeline: the real detector on a PETS09 excerpt against ground-truth crossings, the
+motion-gated path, the detections-only path, and the fakes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vision.config import CameraConfig, DetectorConfig
+from vision.detections import Detections
+from vision.detector import OnnxDetector
+from vision.events import CrossingEvent, ZoneVisit
+from vision.fakes import FakeDetector, FakeFrameSource
+from vision.models import resolve_model
+from vision.mot import GtCrossing, gt_crossings, read_detections, read_gt
+from vision.pipeline import CameraPipeline
+from vision.source import Frame, ImageDirSource
+
+EXCERPT = 135  # frames 1..135: about 19 s with 14 crossings of the two lines below
+LINES = [
+    {"id": "road", "points": [[500, 100], [500, 560]]},
+    {"id": "lawn", "points": [[0, 300], [768, 300]]},
+]
+ZONE = {"id": "junction", "polygon": [[250, 150], [650, 150], [650, 450], [250, 450]]}
+
+
+def camera(motion: bool = True) -> CameraConfig:
+    return CameraConfig.model_validate(
+        {
+            "id": "pets",
+            "source": "unused",
+            "fps": 7,
+            "lines": LINES,
+            "zones": [ZONE],
+            "motion": {"enabled": motion},
+            "detector": {"threads": 1},
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def detector() -> OnnxDetector:
+    return OnnxDetector(resolve_model("yolox_nano"), DetectorConfig(threads=1))
+
+
+@pytest.fixture(scope="module")
+def truth(pets_footage: Path) -> list[GtCrossing]:
+    gt = read_gt(pets_footage / "gt" / "gt.txt", (768, 576))
+    cfg = camera()
+    return [c for c in gt_crossings(gt, cfg.lines, cfg.anchor, 7.0) if c.frame <= EXCERPT]
+
+
+def matched(events: list[CrossingEvent], truth: list[GtCrossing], tolerance: int = 7) -> int:
+    """Counted crossings that match an unmatched true one (same line and direction, <= 1 s)."""
+    free = list(truth)
+    hits = 0
+    for e in events:
+        for t in free:
+            same = t.line_id == e.line_id and t.direction == e.direction
+            if same and abs(t.frame - e.frame_index) <= tolerance:
+                free.remove(t)
+                hits += 1
+                break
+    return hits
+
+
+def test_counts_the_true_crossings_of_a_pets09_excerpt(
+    pets_footage: Path, detector: OnnxDetector, truth: list[GtCrossing]
+) -> None:
+    source = ImageDirSource(
+        pets_footage / "img1", 7.0, input_size=detector.input_size, limit=EXCERPT
+    )
+    pipeline = CameraPipeline(camera(motion=True), detector)
+    crossings: list[CrossingEvent] = []
+    visits: list[ZoneVisit] = []
+    last: Frame | None = None
+    for frame in source:
+        result = pipeline.process(frame)
+        assert result.frame_index == frame.index
+        if result.ran_detector:
+            assert result.timings.inference_s > 0 and result.timings.preprocess_s > 0
+        # every track reported is a tracked person in original-frame pixels
+        assert (result.tracks.track_ids >= 0).all()
+        crossings += [e for e in result.events if isinstance(e, CrossingEvent)]
+        visits += [e for e in result.events if isinstance(e, ZoneVisit)]
+        last = frame
+    assert last is not None
+    closing = pipeline.close(last.ts)
+    assert len(truth) >= 10
+    hits = matched(crossings, truth)
+    assert hits >= len(truth) - 1, (crossings, truth)
+    assert len(crossings) <= len(truth) + 1
+    assert all(e.camera_id == "pets" for e in crossings)
+    # People were in the junction zone at the end: their visits close at the last frame.
+    assert closing and all(isinstance(v, ZoneVisit) and v.exited_ts == last.ts for v in closing)
+    assert all(v.dwell_s >= 0 for v in visits + closing)  # type: ignore[union-attr]
+
+
+def test_static_frames_skip_the_detector_and_coast(
+    pets_footage: Path, detector: OnnxDetector
+) -> None:
+    frames = list(ImageDirSource(pets_footage / "img1", 7.0, limit=8))
+    pipeline = CameraPipeline(camera(motion=True), detector)
+    for frame in frames:
+        moving = pipeline.process(frame)
+    assert moving.ran_detector and len(moving.tracks) >= 2
+    runs = pipeline.detector_runs
+    still = frames[-1]
+    for k in range(1, 6):  # the same picture for 5/7 s: nothing moves
+        result = pipeline.process(Frame(still.image, still.ts + k / 7, still.index + k))
+        assert not result.ran_detector
+        assert result.timings.inference_s == 0.0 and len(result.detections) == 0
+        # the tracker coasts: the same people, no new ids
+        assert set(result.tracks.track_ids) <= set(moving.tracks.track_ids)
+    assert pipeline.detector_runs == runs
+    assert pipeline.gate.skipped == 5
+
+
+def test_detections_only_path_on_public_detections(
+    pets_detections: Path, truth: list[GtCrossing]
+) -> None:
+    dets = read_detections(pets_detections / "det.txt", EXCERPT)
+    pipeline = CameraPipeline(camera(), detector=None)
+    crossings = [
+        e
+        for i, d in enumerate(dets, start=1)
+        for e in pipeline.process_detections(d, (i - 1) / 7, i).events
+        if isinstance(e, CrossingEvent)
+    ]
+    assert matched(crossings, truth) >= 0.8 * len(truth)
+    with pytest.raises(RuntimeError, match="process_detections"):
+        pipeline.process(Frame(np.zeros((4, 4, 3), np.uint8), 0.0, 1))
+
+
+def test_convention_end_to_end_with_the_fakes() -> None:
+    # A person walks left to right across a top-to-bottom line x1,y1 -> x2,y2 = (100,0)->(100,200):
+    # (x2-x1)*(py-y1) - (y2-y1)*(px-x1) = -200*(px-100) goes from + to -: an "out" crossing.
+    cfg = CameraConfig.model_validate(
+        {
+            "id": "door",
+            "source": "fake",
+            "fps": 10,
+            "lines": [{"id": "door", "points": [[100, 0], [100, 200]]}],
+            "motion": {"enabled": False},
+        }
+    )
+    boxes = {i: [[20 + 8 * i, 60, 50 + 8 * i, 150, 0.9]] for i in range(1, 21)}
+    source = FakeFrameSource([np.zeros((200, 240, 3), np.uint8)] * 20 + [None], fps=10)
+    pipeline = CameraPipeline(cfg, FakeDetector(boxes))
+    events = [e for f in iter(source.read, None) for e in pipeline.process(f).events]
+    crossings = [e for e in events if isinstance(e, CrossingEvent)]
+    assert [(c.line_id, c.direction) for c in crossings] == [("door", "out")]
+    assert source.counters.corrupt == 1 and source.state == "ended"
+
+
+def test_fake_detector_returns_canned_boxes() -> None:
+    fake = FakeDetector({2: [[1, 2, 3, 4, 0.5]]})
+    image = np.zeros((8, 8, 3), np.uint8)
+    assert len(fake.detect(image)) == 0
+    second = fake.detect(image)
+    assert isinstance(second, Detections) and second.xyxy.tolist() == [[1, 2, 3, 4]]

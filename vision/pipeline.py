@@ -1,0 +1,183 @@
+"""CameraPipeline: one camera's frames -> detections -> tracks -> counting events.
+
+Composes the motion gate, the detector, the tracker, the line counter and the zone counter.
+Pure and single-threaded: the caller passes frames (with their timestamps) and gets a
+FrameResult back, with the time each stage took so the bench can attribute it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from vision.config import CameraConfig
+from vision.counting import LineCounter
+from vision.detections import Detections
+from vision.detector import Detector, Preprocessor
+from vision.events import VisionEvent
+from vision.motion import MotionGate
+from vision.source import Frame
+from vision.tracker import ByteTracker
+from vision.zones import ZoneCounter
+
+
+@dataclass(frozen=True, slots=True)
+class StageTimings:
+    """Seconds spent in each stage for one frame (0.0 for a stage that did not run)."""
+
+    gate_s: float = 0.0
+    preprocess_s: float = 0.0
+    inference_s: float = 0.0
+    postprocess_s: float = 0.0
+    track_s: float = 0.0
+    count_s: float = 0.0
+
+    @property
+    def total_s(self) -> float:
+        return (
+            self.gate_s
+            + self.preprocess_s
+            + self.inference_s
+            + self.postprocess_s
+            + self.track_s
+            + self.count_s
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedFrame:
+    """A frame after the motion gate and, if the detector is to run, preprocessing."""
+
+    frame: Frame
+    run_detector: bool
+    tensor: npt.NDArray[np.float32] | None
+    meta: Any
+    gate_s: float
+    preprocess_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class FrameResult:
+    frame_index: int
+    ts: float
+    detections: Detections
+    tracks: Detections
+    events: list[VisionEvent] = field(default_factory=list)
+    ran_detector: bool = False
+    timings: StageTimings = field(default_factory=StageTimings)
+
+
+class CameraPipeline:
+    """Per-camera processing; `detector=None` for the detections-only path."""
+
+    def __init__(
+        self,
+        camera: CameraConfig,
+        detector: Detector | None,
+        fps: float | None = None,
+    ) -> None:
+        self.camera = camera
+        self.detector = detector
+        self.fps = fps if fps is not None else camera.fps
+        self.gate = MotionGate(camera.motion)
+        self.tracker = ByteTracker(camera.tracker, self.fps)
+        self.lines = LineCounter(camera.id, camera.lines, camera.anchor)
+        self.zones = ZoneCounter(camera.id, camera.zones, camera.anchor)
+        self.frames = 0
+        self.detector_runs = 0
+
+    def prepare(self, frame: Frame, preprocessor: Preprocessor | None = None) -> PreparedFrame:
+        """The gate decision and, when the detector will run, the input tensor.
+
+        Separate from `process_prepared` so the application can prepare the next frame on
+        another thread while this one is inferred; `preprocessor` then must have buffers of its
+        own (OnnxDetector.make_preprocessor), one per frame in flight. Frames must be prepared
+        in order: the gate compares each frame with the last one the detector ran on.
+        """
+        if self.detector is None:
+            raise RuntimeError("this pipeline has no detector: use process_detections()")
+        t0 = time.perf_counter()
+        run = self.gate.should_detect(frame.image, frame.ts)
+        t1 = time.perf_counter()
+        if not run:
+            return PreparedFrame(frame, False, None, None, t1 - t0, 0.0)
+        prep = preprocessor if preprocessor is not None else self.detector.preprocess
+        tensor, meta = prep(frame.image, frame.scale)
+        t2 = time.perf_counter()
+        return PreparedFrame(frame, True, tensor, meta, t1 - t0, t2 - t1)
+
+    def process(self, frame: Frame) -> FrameResult:
+        """Run one frame through gate, detector, tracker and counters."""
+        return self.process_prepared(self.prepare(frame))
+
+    def process_prepared(self, prepared: PreparedFrame) -> FrameResult:
+        """Detect (if the gate said so), track and count a prepared frame."""
+        if self.detector is None:
+            raise RuntimeError("this pipeline has no detector: use process_detections()")
+        frame = prepared.frame
+        if not prepared.run_detector or prepared.tensor is None:
+            t1 = time.perf_counter()
+            tracks = self.tracker.coast(frame.ts)
+            t2 = time.perf_counter()
+            events = self._count(tracks, frame.ts, frame.index)
+            t3 = time.perf_counter()
+            self.frames += 1
+            timings = StageTimings(gate_s=prepared.gate_s, track_s=t2 - t1, count_s=t3 - t2)
+            return FrameResult(
+                frame.index, frame.ts, Detections.empty(), tracks, events, False, timings
+            )
+        t2 = time.perf_counter()
+        outputs = self.detector.infer(prepared.tensor)
+        t3 = time.perf_counter()
+        detections = self.detector.postprocess(outputs, prepared.meta)
+        t4 = time.perf_counter()
+        result = self._track_and_count(detections, frame.ts, frame.index)
+        self.detector_runs += 1
+        timings = StageTimings(
+            gate_s=prepared.gate_s,
+            preprocess_s=prepared.preprocess_s,
+            inference_s=t3 - t2,
+            postprocess_s=t4 - t3,
+            track_s=result.timings.track_s,
+            count_s=result.timings.count_s,
+        )
+        return FrameResult(
+            frame.index, frame.ts, detections, result.tracks, result.events, True, timings
+        )
+
+    def make_preprocessor(self) -> Preprocessor:
+        """A preprocessor with its own buffers for `prepare` on another thread."""
+        if self.detector is None:
+            raise RuntimeError("this pipeline has no detector")
+        return self.detector.make_preprocessor()
+
+    def process_detections(self, dets: Detections, ts: float, frame_index: int) -> FrameResult:
+        """Track and count detections made elsewhere (MOT det.txt, another detector)."""
+        return self._track_and_count(dets, ts, frame_index)
+
+    def _track_and_count(self, dets: Detections, ts: float, frame_index: int) -> FrameResult:
+        t0 = time.perf_counter()
+        tracks = self.tracker.update(dets, ts)
+        t1 = time.perf_counter()
+        events = self._count(tracks, ts, frame_index)
+        t2 = time.perf_counter()
+        self.frames += 1
+        timings = StageTimings(track_s=t1 - t0, count_s=t2 - t1)
+        return FrameResult(frame_index, ts, dets, tracks, events, True, timings)
+
+    def _count(self, tracks: Detections, ts: float, frame_index: int) -> list[VisionEvent]:
+        events: list[VisionEvent] = []
+        events.extend(self.lines.update(tracks, ts, frame_index))
+        events.extend(self.zones.update(tracks, ts))
+        return events
+
+    def close(self, ts: float) -> list[VisionEvent]:
+        """Close open zone visits at shutdown (or end of a file source)."""
+        return list(self.zones.close(ts))
+
+
+__all__ = ["CameraPipeline", "FrameResult", "PreparedFrame", "StageTimings"]

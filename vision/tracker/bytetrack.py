@@ -1,0 +1,197 @@
+"""ByteTrack-class multi-object tracker: Kalman motion, two-stage IoU association.
+
+Per update: predict every live track to the frame time, associate high-score detections with
+tracked and lost tracks, then low-score detections with the tracks still unmatched (this keeps
+an identity through frames where a person is partly hidden and scores low), then let
+tentative tracks claim what is left. Unmatched high-score detections above new_track_score
+start tentative tracks, confirmed after confirm_frames hits. A lost track is kept lost_s
+seconds for re-identification, then dropped with all its memory.
+
+Time is passed in (ts, seconds), so skipped frames and motion-gated gaps are handled by
+predicting over the real interval. No global state: ids count from 1 per tracker.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+import numpy as np
+
+from vision.config import TrackerConfig
+from vision.detections import Detections
+from vision.tracker.kalman import F64, KalmanBoxFilter, xyah_to_xyxy, xyxy_to_xyah
+from vision.tracker.matching import assign, iou_matrix
+
+# second-stage (low score) and tentative matches need more overlap: those boxes are less sure
+_LOW_STAGE_IOU = 0.5
+_TENTATIVE_IOU = 0.3
+
+
+class TrackState(Enum):
+    TENTATIVE = 0
+    TRACKED = 1
+    LOST = 2
+
+
+@dataclass(slots=True)
+class _Track:
+    track_id: int
+    mean: F64
+    cov: F64
+    predicted_ts: float
+    matched_ts: float
+    score: float
+    hits: int
+    state: TrackState
+    lost_since_ts: float = 0.0
+
+
+class ByteTracker:
+    """Tracks people across frames; see the module docstring for the algorithm."""
+
+    def __init__(self, cfg: TrackerConfig, fps: float) -> None:
+        if cfg.low_score >= cfg.high_score:
+            raise ValueError(
+                f"tracker low_score ({cfg.low_score}) must be below high_score ({cfg.high_score})"
+            )
+        self.cfg = cfg
+        self.kf = KalmanBoxFilter(fps)
+        self._tracks: list[_Track] = []
+        self._next_id = 1
+        self._last_ts: float | None = None
+
+    @property
+    def live_track_count(self) -> int:
+        """Tracks held in memory (tentative, tracked and lost)."""
+        return len(self._tracks)
+
+    def _predict(self, ts: float) -> None:
+        if not self._tracks:
+            return
+        means = np.stack([t.mean for t in self._tracks])
+        covs = np.stack([t.cov for t in self._tracks])
+        dt = np.array([ts - t.predicted_ts for t in self._tracks])
+        means, covs = self.kf.predict(means, covs, dt)
+        for i, t in enumerate(self._tracks):
+            t.mean, t.cov, t.predicted_ts = means[i], covs[i], ts
+
+    def _check_time(self, ts: float) -> None:
+        if self._last_ts is not None and ts < self._last_ts:
+            raise ValueError(f"timestamps must not go backwards ({ts} < {self._last_ts})")
+        self._last_ts = ts
+
+    def _apply(self, pairs: list[tuple[_Track, int]], xyxy: F64, scores: F64, ts: float) -> None:
+        if not pairs:
+            return
+        tracks = [p[0] for p in pairs]
+        idx = np.array([p[1] for p in pairs])
+        means, covs = self.kf.update(
+            np.stack([t.mean for t in tracks]),
+            np.stack([t.cov for t in tracks]),
+            xyxy_to_xyah(xyxy[idx]),
+        )
+        for i, t in enumerate(tracks):
+            t.mean, t.cov = means[i], covs[i]
+            t.matched_ts = ts
+            t.score = float(scores[idx[i]])
+            t.hits += 1
+            if t.state is TrackState.LOST or (
+                t.state is TrackState.TENTATIVE and t.hits >= self.cfg.confirm_frames
+            ):
+                t.state = TrackState.TRACKED
+
+    def _match(
+        self, tracks: list[_Track], det_xyxy: F64, det_idx: np.ndarray, min_iou: float
+    ) -> tuple[list[tuple[_Track, int]], list[_Track], np.ndarray]:
+        if not tracks or det_idx.size == 0:
+            return [], tracks, det_idx
+        track_boxes = xyah_to_xyxy(np.stack([t.mean for t in tracks]))
+        sim = iou_matrix(track_boxes, det_xyxy[det_idx])
+        matches, un_t, un_d = assign(sim, min_iou)
+        pairs = [(tracks[r], int(det_idx[c])) for r, c in matches]
+        return pairs, [tracks[i] for i in un_t], det_idx[un_d]
+
+    def update(self, dets: Detections, ts: float) -> Detections:
+        """Associate one frame's detections; returns confirmed tracks matched at ts."""
+        self._check_time(ts)
+        self._predict(ts)
+        xyxy = dets.xyxy.astype(np.float64)
+        scores = dets.scores.astype(np.float64)
+        valid = (
+            np.isfinite(xyxy).all(axis=1)
+            & (xyxy[:, 2] > xyxy[:, 0])
+            & (xyxy[:, 3] > xyxy[:, 1])
+            & (scores >= self.cfg.low_score)
+        )
+        high = np.flatnonzero(valid & (scores >= self.cfg.high_score))
+        low = np.flatnonzero(valid & (scores < self.cfg.high_score))
+
+        active = [t for t in self._tracks if t.state is not TrackState.TENTATIVE]
+        tentative = [t for t in self._tracks if t.state is TrackState.TENTATIVE]
+
+        # stage 1: confident detections against tracked and lost tracks
+        pairs1, rest, high_left = self._match(active, xyxy, high, self.cfg.match_iou)
+        self._apply(pairs1, xyxy, scores, ts)
+        # stage 2: low-score detections keep tracked (not lost) tracks alive
+        still_tracked = [t for t in rest if t.state is TrackState.TRACKED]
+        pairs2, unmatched_tracked, _ = self._match(still_tracked, xyxy, low, _LOW_STAGE_IOU)
+        self._apply(pairs2, xyxy, scores, ts)
+        # stage 3: tentative tracks take what is left of the confident detections
+        pairs3, dead_tentative, high_left = self._match(tentative, xyxy, high_left, _TENTATIVE_IOU)
+        self._apply(pairs3, xyxy, scores, ts)
+
+        for t in unmatched_tracked:
+            t.state = TrackState.LOST
+            t.lost_since_ts = ts
+        dead_ids = {id(t) for t in dead_tentative}
+        self._tracks = [
+            t
+            for t in self._tracks
+            if id(t) not in dead_ids
+            and not (t.state is TrackState.LOST and ts - t.lost_since_ts > self.cfg.lost_s)
+        ]
+
+        new_idx = high_left[scores[high_left] >= self.cfg.new_track_score]
+        if new_idx.size:
+            means, covs = self.kf.initiate(xyxy_to_xyah(xyxy[new_idx]))
+            for i, d in enumerate(new_idx):
+                state = TrackState.TRACKED if self.cfg.confirm_frames <= 1 else TrackState.TENTATIVE
+                self._tracks.append(
+                    _Track(
+                        track_id=self._next_id,
+                        mean=means[i],
+                        cov=covs[i],
+                        predicted_ts=ts,
+                        matched_ts=ts,
+                        score=float(scores[d]),
+                        hits=1,
+                        state=state,
+                    )
+                )
+                self._next_id += 1
+
+        out = [t for t in self._tracks if t.state is TrackState.TRACKED and t.matched_ts == ts]
+        return self._as_detections(out)
+
+    def coast(self, ts: float) -> Detections:
+        """Predict without detections (motion gating skipped inference): tracked boxes at ts.
+
+        Coasting neither loses nor confirms tracks; only update() with real detections does.
+        """
+        self._check_time(ts)
+        self._predict(ts)
+        return self._as_detections([t for t in self._tracks if t.state is TrackState.TRACKED])
+
+    @staticmethod
+    def _as_detections(tracks: list[_Track]) -> Detections:
+        if not tracks:
+            return Detections.empty()
+        return Detections.from_arrays(
+            xyah_to_xyxy(np.stack([t.mean for t in tracks])),
+            [t.score for t in tracks],
+            [t.track_id for t in tracks],
+        )
+
+
+__all__ = ["ByteTracker", "TrackState"]
