@@ -1,0 +1,357 @@
+"""The Agent: builds the workers, starts them, supervises them and stops them in flow order.
+
+Threads: one CameraWorker per camera, one ReaderWorker per reader, the AggregatorWorker (which
+also owns the RFID stock engine, so zones spanning readers see one state), the sync worker and
+paho's network thread; the main thread handles signals, sd_notify and the status message.
+
+Stop (SIGTERM), within ``SHUTDOWN_BUDGET_S`` (the unit's TimeoutStopSec leaves margin):
+sources first (close cameras and readers, their last zone visits are queued), then the
+aggregator drains the queues and flushes the partial interval into the outbox together with
+clearing its checkpoint, then the sync gets ``DRAIN_ON_STOP_S`` to deliver, publishes
+``offline`` and disconnects, then the outbox is closed.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from typing import Any, Literal
+
+from edge_agent import systemd, wire
+from edge_agent.aggregate import Aggregator, summary_totals
+from edge_agent.config import AgentConfig
+from edge_agent.health import HealthReporter
+from edge_agent.outbox import Outbox
+from edge_agent.sync import MqttSync
+from edge_agent.workers import (
+    QUEUE_ITEMS,
+    CameraBatch,
+    CameraWorker,
+    Item,
+    ReaderBatch,
+    ReaderWorker,
+    SourceEnded,
+    Worker,
+)
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_KEY = "aggregation.open_interval"
+CHECKPOINT_EVERY_S = 1.0
+SOURCES_STOP_S = 5.0
+AGGREGATOR_STOP_S = 5.0
+DRAIN_ON_STOP_S = 10.0
+SHUTDOWN_BUDGET_S = SOURCES_STOP_S + AGGREGATOR_STOP_S + DRAIN_ON_STOP_S + 5.0  # 25 s
+OPEN_WAIT_S = 20.0
+HEARTBEAT_MAX_AGE_S = 30.0
+PRUNE_EVERY_S = 300.0
+
+ClockMode = Literal["wall", "events"]
+
+
+class AggregatorWorker(Worker):
+    """Drains the source queues into the Aggregator and commits messages to the outbox.
+
+    ``wall`` mode closes intervals on the wall clock (live sources). ``events`` mode (file
+    sources run as fast as they decode) closes them on the slowest camera's frame time, so a
+    file is summarised as if it had been watched live from its start time.
+    """
+
+    kind = "aggregator"
+
+    def __init__(
+        self,
+        cfg: AgentConfig,
+        queues: dict[str, queue.Queue[Item]],
+        outbox: Outbox,
+        sync: MqttSync,
+        stop: threading.Event,
+        *,
+        mode: ClockMode,
+        start_ts: float,
+    ) -> None:
+        super().__init__("aggregator", stop)
+        self.cfg = cfg
+        self.queues = queues
+        self.outbox = outbox
+        self.sync = sync
+        self.mode = mode
+        self.agg = Aggregator(cfg, start_ts)
+        self.engine: Any = None
+        self.watermarks: dict[str, float] = {}
+        self.live_cameras = {c.id for c in cfg.cameras}
+        self.last_ts = start_ts
+        self.totals: dict[str, Any] = {"lines": {}, "zones": {}}
+        self.stock_events = 0
+        self.messages = 0
+        self.seqs: list[int] = []
+        self._last_checkpoint = 0.0
+
+    def setup(self) -> None:
+        if self.cfg.readers:
+            from rfid.stock import StockEngine
+
+            thresholds = {g: p.low_stock_threshold for g, p in self.cfg.products.items()}
+            self.engine = StockEngine(self.cfg.readers, thresholds)
+        # A crashed run's checkpoint becomes the summary it owed, stored atomically with the
+        # new checkpoint so it is never sent twice.
+        recovered = self.agg.recover(self.outbox.get_state(CHECKPOINT_KEY))
+        if recovered:
+            log.info("recovered the open interval of the previous run")
+        self._commit(list(recovered), force=True)
+        self.state = "running"
+
+    def _drain(self) -> list[wire.Summary | wire.StockEventMsg]:
+        msgs: list[wire.Summary | wire.StockEventMsg] = []
+        for q in self.queues.values():
+            for _ in range(QUEUE_ITEMS):
+                try:
+                    item = q.get_nowait()
+                except queue.Empty:
+                    break
+                msgs.extend(self._handle(item))
+        return msgs
+
+    def _handle(self, item: Item) -> list[wire.Summary | wire.StockEventMsg]:
+        out: list[wire.Summary | wire.StockEventMsg] = []
+        if isinstance(item, CameraBatch):
+            for ev in item.events:
+                out.extend(self.agg.add(ev))
+            if item.camera_id in self.live_cameras:
+                self.watermarks[item.camera_id] = item.ts
+            self.last_ts = max(self.last_ts, item.ts)
+        elif isinstance(item, ReaderBatch) and self.engine is not None:
+            self.engine.set_reader_health(item.reader_id, item.healthy, item.ts)
+            self.engine.ingest(item.reads)
+        elif isinstance(item, SourceEnded):
+            self.live_cameras.discard(item.source_id)
+            self.watermarks.pop(item.source_id, None)
+        return out
+
+    def step(self) -> None:
+        msgs = self._drain()
+        now = time.time()
+        if self.engine is not None:
+            for ev in self.engine.tick(now):
+                msgs.extend(self.agg.add(ev))
+        if self.mode == "wall":
+            msgs.extend(self.agg.tick(now))
+        elif self.live_cameras and set(self.watermarks) >= self.live_cameras:
+            msgs.extend(self.agg.tick(min(self.watermarks.values())))
+        self._commit(msgs)
+        if not msgs:
+            # Sources deliver at most a few batches per second; 0.25 s keeps interval ends
+            # prompt and an idle daemon cheap.
+            self.stop_event.wait(0.25)
+
+    def _commit(self, msgs: list[wire.Summary | wire.StockEventMsg], force: bool = False) -> None:
+        now = time.monotonic()
+        if msgs:
+            stored = self.outbox.append(msgs, {CHECKPOINT_KEY: self.agg.checkpoint()})
+            self._last_checkpoint = now
+            self._account(stored)
+            self.sync.wake()
+        elif (self.agg.dirty or force) and now - self._last_checkpoint >= CHECKPOINT_EVERY_S:
+            self.outbox.set_state(CHECKPOINT_KEY, self.agg.checkpoint())
+            self._last_checkpoint = now
+
+    def _account(self, stored: list[Any]) -> None:
+        for m in stored:
+            self.messages += 1
+            self.seqs.append(m.seq)
+            if isinstance(m, wire.StockEventMsg):
+                self.stock_events += 1
+            elif isinstance(m, wire.Summary):
+                t = summary_totals([m])
+                for key, d in t["lines"].items():
+                    acc = self.totals["lines"].setdefault(key, {"in": 0, "out": 0})
+                    acc["in"] += d["in"]
+                    acc["out"] += d["out"]
+                for key, d in t["zones"].items():
+                    z = self.totals["zones"].setdefault(
+                        key, {"visits": 0, "dwell_count": 0, "occupancy_max": 0}
+                    )
+                    z["visits"] += d["visits"]
+                    z["dwell_count"] += d["dwell_count"]
+                    z["occupancy_max"] = max(z["occupancy_max"], d["occupancy_max"])
+        if len(self.seqs) > 100_000:  # only the run summary needs them; bound the memory
+            self.seqs = self.seqs[-100_000:]
+
+    def teardown(self) -> None:
+        """Sources are stopped: take what they queued last and flush the partial interval."""
+        msgs = self._drain()
+        end = time.time() if self.mode == "wall" else self.last_ts
+        msgs.extend(self.agg.flush(end))
+        stored = self.outbox.append(msgs, {CHECKPOINT_KEY: None})
+        self._account(stored)
+        self.sync.wake()
+        self.state = "stopped"
+
+
+class Agent:
+    """The whole daemon for one device config."""
+
+    def __init__(
+        self,
+        cfg: AgentConfig,
+        *,
+        mode: ClockMode = "wall",
+        start_ts: float | None = None,
+        stop: threading.Event | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.mode = mode
+        self.start_ts = time.time() if start_ts is None else start_ts
+        self.outbox = Outbox(cfg.outbox.path, cfg.outbox.max_bytes, cfg.outbox.max_age_s)
+        self.sources_stop = threading.Event()
+        self.agg_stop = threading.Event()
+        self.stop_requested = stop or threading.Event()
+        self.queues: dict[str, queue.Queue[Item]] = {}
+        self.sources: list[CameraWorker | ReaderWorker] = []
+        for cam in cfg.cameras:
+            q: queue.Queue[Item] = queue.Queue(QUEUE_ITEMS)
+            self.queues[f"camera/{cam.id}"] = q
+            self.sources.append(CameraWorker(cam, q, self.sources_stop, self.start_ts))
+        for rc in cfg.readers:
+            q = queue.Queue(QUEUE_ITEMS)
+            self.queues[f"reader/{rc.id}"] = q
+            self.sources.append(ReaderWorker(rc, q, self.sources_stop))
+        self.health = HealthReporter(
+            cfg,
+            self.outbox,
+            self.sources,
+            broker=lambda: self.sync.stats().as_dict(),
+            extra=self._extra,
+        )
+        self.sync = MqttSync(
+            cfg.mqtt, cfg.store.id, cfg.device.id, self.outbox, status_fn=self.health.status
+        )
+        self.aggregator = AggregatorWorker(
+            cfg,
+            self.queues,
+            self.outbox,
+            self.sync,
+            self.agg_stop,
+            mode=mode,
+            start_ts=self.start_ts,
+        )
+        self.heartbeat_max_age_s = HEARTBEAT_MAX_AGE_S
+        self._stopped = False
+        self.drained = False
+        self.undelivered = 0
+        self._dropped_at_start = self.outbox.stats().dropped_total
+        self.dropped_in_run = 0
+
+    def _extra(self) -> dict[str, Any]:
+        return {
+            "aggregator": {
+                "state": self.aggregator.state,
+                "errors": dict(self.aggregator.errors),
+                "unknown_events": self.aggregator.agg.unknown_events,
+            },
+            "queues": {k: q.qsize() for k, q in self.queues.items()},
+        }
+
+    @property
+    def workers(self) -> list[Worker]:
+        return [*self.sources, self.aggregator]
+
+    def start(self) -> None:
+        self.sync.start()
+        self.aggregator.start()
+        for w in self.sources:
+            w.start()
+        deadline = time.monotonic() + OPEN_WAIT_S
+        for w in self.sources:
+            while not w.opened.wait(0.1):
+                if self.stop_requested.is_set() or time.monotonic() > deadline:
+                    break
+        status = self.health.status("online")
+        systemd.ready(HealthReporter.one_line(status))
+        log.info("started: %s", HealthReporter.one_line(status))
+
+    def all_fresh(self) -> bool:
+        max_age = self.heartbeat_max_age_s
+        fresh = all(w.fresh(max_age) for w in self.workers)
+        sync_fresh = time.monotonic() - self.sync.heartbeat <= max_age
+        return fresh and sync_fresh
+
+    def sources_ended(self) -> bool:
+        return all(w.ended for w in self.sources if isinstance(w, CameraWorker))
+
+    def supervise(self, until_sources_end: bool = False) -> None:
+        """The main thread's loop: watchdog, status, pruning; returns when asked to stop."""
+        wd = systemd.watchdog_interval_s()
+        next_wd = 0.0
+        next_status = time.monotonic() + self.cfg.health.status_interval_s
+        next_prune = time.monotonic() + 5.0
+        while not self.stop_requested.is_set():
+            now = time.monotonic()
+            if wd is not None and now >= next_wd:
+                if self.all_fresh():
+                    systemd.watchdog()
+                else:
+                    stale = [w.name for w in self.workers if not w.fresh(self.heartbeat_max_age_s)]
+                    log.error("not feeding the watchdog: stale workers %s", stale)
+                next_wd = now + wd / 2
+            if now >= next_status:
+                status = self.health.status("online")
+                self.sync.publish_status(status)
+                line = HealthReporter.one_line(status)
+                systemd.status(line)
+                log.info("health: %s", line)
+                next_status = now + self.cfg.health.status_interval_s
+            if now >= next_prune:
+                dropped = self.outbox.prune_age()
+                if dropped:
+                    log.warning(
+                        "dropped %d messages older than %.0f s", dropped, self.cfg.outbox.max_age_s
+                    )
+                next_prune = now + PRUNE_EVERY_S
+            if until_sources_end and self.sources_ended():
+                return
+            self.stop_requested.wait(0.5 if wd is None else min(0.5, wd / 4))
+
+    def stop(self, drain_timeout_s: float = DRAIN_ON_STOP_S, wait_for_broker: bool = False) -> bool:
+        """Stop in flow order within the budget; True when the outbox was fully delivered."""
+        if self._stopped:
+            return self.drained
+        self._stopped = True
+        systemd.stopping("stopping: flushing counts and delivering")
+        t0 = time.monotonic()
+        self.sources_stop.set()
+        for w in self.sources:
+            w.join(max(0.1, SOURCES_STOP_S - (time.monotonic() - t0)))
+            if w.is_alive():
+                log.error("%s did not stop in time", w.name)
+        self.agg_stop.set()
+        self.aggregator.join(AGGREGATOR_STOP_S)
+        if self.aggregator.is_alive():
+            log.error("the aggregator did not stop in time; its open interval stays checkpointed")
+        drained = self.sync.stop(drain_timeout_s, wait_for_broker=wait_for_broker)
+        mine = set(self.aggregator.seqs)
+        self.undelivered = sum(1 for r in self.outbox.pending(10_000_000) if r.seq in mine)
+        self.dropped_in_run = self.outbox.stats().dropped_total - self._dropped_at_start
+        self.drained = drained
+        self.outbox.close()
+        log.info(
+            "stopped in %.1f s (%s)",
+            time.monotonic() - t0,
+            "all delivered" if drained else "undelivered messages kept in the outbox",
+        )
+        return drained
+
+    def run_summary(self) -> dict[str, Any]:
+        """The `--until-sources-end` report (call after stop())."""
+        return {
+            "lines": self.aggregator.totals["lines"],
+            "zones": self.aggregator.totals["zones"],
+            "stock_events": self.aggregator.stock_events,
+            "messages": self.aggregator.messages,
+            "delivered": max(0, self.aggregator.messages - self.undelivered - self.dropped_in_run),
+        }
+
+
+__all__ = ["CHECKPOINT_KEY", "SHUTDOWN_BUDGET_S", "Agent", "AggregatorWorker"]

@@ -1,0 +1,193 @@
+"""The SQLite outbox: seq ownership, delivery marking, the cap policy and crash safety."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from edge_agent import wire
+from edge_agent.outbox import Outbox, stored_bytes
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def summary(n: int = 0) -> wire.Summary:
+    return wire.Summary(
+        store_id="s1",
+        device_id="d1",
+        seq=1,
+        interval_start=datetime(2026, 1, 1, 10, n % 60, tzinfo=UTC),
+        interval_end=datetime(2026, 1, 1, 10, n % 60, 59, tzinfo=UTC),
+        timezone="UTC",
+        lines=[
+            wire.LineCount.model_validate({"camera_id": "c", "line_id": "l", "in": n, "out": 0})
+        ],
+    )
+
+
+def stock(n: int = 0) -> wire.StockEventMsg:
+    return wire.StockEventMsg(
+        store_id="s1",
+        device_id="d1",
+        seq=1,
+        event_type="stock_low",
+        ts=datetime(2026, 1, 1, 10, 0, n % 60, tzinfo=UTC),
+        zone="shelf",
+        gtin="80614141123458",
+        count=1,
+        threshold=2,
+    )
+
+
+def test_seq_is_allocated_in_the_storing_transaction_and_survives_reopen(tmp_path: Path) -> None:
+    db = tmp_path / "o.db"
+    with Outbox(db) as ob:
+        stored = ob.append([summary(1), stock(2), summary(3)])
+        assert [m.seq for m in stored] == [1, 2, 3]
+        rows = ob.pending(10)
+        assert [r.seq for r in rows] == [1, 2, 3]
+        # The stored payload is the stamped message, decodable and agreeing with its topic.
+        for row, msg in zip(rows, stored, strict=True):
+            assert wire.decode(row.payload, row.topic) == msg
+        assert ob.mark_sent([rows[0].id, rows[1].id]) == 2
+        assert [r.seq for r in ob.pending(10)] == [3]
+    with Outbox(db) as ob:
+        assert ob.last_seq == 3
+        assert ob.append([summary(4)])[0].seq == 4
+        assert ob.mark_sent([r.id for r in ob.pending(10)]) == 2
+        assert ob.depth == 0
+    # Emptying the table does not reset seq: it lives in meta, not in the rows.
+    with Outbox(db) as ob:
+        assert ob.append([stock(5)])[0].seq == 5
+        assert ob.delivered_total() == 4
+
+
+def test_pending_skips_in_flight_ids_and_mark_sent_is_idempotent(tmp_path: Path) -> None:
+    with Outbox(tmp_path / "o.db") as ob:
+        ob.append([summary(i) for i in range(5)])
+        first = ob.pending(2)
+        nxt = ob.pending(10, exclude=[r.id for r in first])
+        assert [r.seq for r in nxt] == [3, 4, 5]
+        assert ob.mark_sent([first[0].id]) == 1
+        assert ob.mark_sent([first[0].id]) == 0  # a second PUBACK for a resend changes nothing
+        assert ob.depth == 4
+
+
+def test_state_is_written_in_the_same_transaction_as_messages(tmp_path: Path) -> None:
+    with Outbox(tmp_path / "o.db") as ob:
+        ob.append([summary()], {"open": "A"})
+        assert ob.get_state("open") == "A"
+        ob.set_state("open", None)
+        assert ob.get_state("open") is None
+
+
+def test_cap_drops_oldest_summaries_before_any_stock_event(tmp_path: Path) -> None:
+    size_summary = stored_bytes(summary(10))
+    cap = size_summary * 10
+    with Outbox(tmp_path / "o.db", max_bytes=cap) as ob:
+        ob.append([stock(1), stock(2)])
+        ob.append([summary(i) for i in range(10, 30)])
+        kinds = [r.kind for r in ob.pending(1000)]
+        assert kinds[:2] == ["stock", "stock"], "stock events are kept while summaries exist"
+        seqs = [r.seq for r in ob.pending(1000)]
+        # The survivors are the newest summaries: the oldest went first.
+        assert seqs[2:] == sorted(seqs[2:]) and seqs[-1] == 22
+        st = ob.stats()
+        assert st.bytes <= cap
+        assert st.dropped.get("cap_summary", 0) == 22 - len(seqs) > 0
+        assert "cap_stock" not in st.dropped
+        # Only stock left to drop: now the oldest stock events go.
+        ob.mark_sent([r.id for r in ob.pending(1000) if r.kind == "summary"])
+        ob.append([stock(i) for i in range(3, 40)])
+        st = ob.stats()
+        assert st.dropped.get("cap_stock", 0) > 0 and st.bytes <= cap
+        assert ob.pending(1)[0].seq > 1
+    # Drop counters persist across a restart (they are reported in health).
+    with Outbox(tmp_path / "o.db", max_bytes=cap) as ob:
+        assert ob.stats().dropped == st.dropped
+
+
+def test_age_cap_drops_stale_messages_and_counts_them(tmp_path: Path) -> None:
+    now = [1_000_000.0]
+    with Outbox(tmp_path / "o.db", max_age_s=3600, clock=lambda: now[0]) as ob:
+        ob.append([summary(1), stock(1)])
+        now[0] += 1800
+        ob.append([summary(2)])
+        assert ob.stats().oldest_age_s == 1800
+        now[0] += 1801
+        assert ob.prune_age() == 2
+        st = ob.stats()
+        assert st.depth == 1 and st.dropped == {"age_summary": 1, "age_stock": 1}
+
+
+WRITER = r"""
+import sys
+from datetime import UTC, datetime
+from edge_agent import wire
+from edge_agent.outbox import Outbox
+ob = Outbox(sys.argv[1])
+i = 0
+while True:
+    batch = [wire.Summary(store_id="s1", device_id="d1", seq=1,
+                          interval_start=datetime(2026, 1, 1, tzinfo=UTC),
+                          interval_end=datetime(2026, 1, 1, 0, 1, tzinfo=UTC), timezone="UTC")
+             for _ in range(1 + i % 3)]
+    stored = ob.append(batch, {"last": str(i)})
+    # Printed only after append() returned, i.e. after COMMIT.
+    print(" ".join(f"{m.seq}:{m.msg_id}" for m in stored), flush=True)
+    if i % 7 == 0:
+        rows = ob.pending(2)
+        # Announced before the delete commits, so the test knows which rows may be gone.
+        print("sent " + " ".join(str(r.seq) for r in rows), flush=True)
+        ob.mark_sent([r.id for r in rows])
+    i += 1
+"""
+
+
+def test_kill_9_mid_append_loses_nothing_committed(tmp_path: Path) -> None:
+    db = tmp_path / "o.db"
+    committed: dict[int, str] = {}
+    sent: set[int] = set()
+    for round_ in range(3):
+        proc = subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(db)],
+            stdout=subprocess.PIPE,
+            cwd=REPO,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+        )
+        assert proc.stdout is not None
+        time.sleep(0.8 + 0.3 * round_)
+        proc.send_signal(signal.SIGKILL)
+        out = proc.stdout.read().decode()
+        proc.wait()
+        lines = out.splitlines()
+        assert len(lines) > 5, "the writer made progress before the kill"
+        for line in lines[:-1] if not out.endswith("\n") else lines:
+            if line.startswith("sent"):
+                sent.update(int(s) for s in line.split()[1:])
+            else:
+                for item in line.split():
+                    seq, msg_id = item.split(":")
+                    committed[int(seq)] = msg_id
+        # Reopening after the crash works and every committed, unsent message is there.
+        with Outbox(db) as ob:
+            rows = {r.seq: r.msg_id for r in ob.pending(1_000_000)}
+            for seq, msg_id in committed.items():
+                if seq not in sent:
+                    assert rows.get(seq) == msg_id, f"committed seq {seq} lost"
+            assert ob.last_seq >= max(committed)
+        # Seq never went backwards or repeated across crashes: every seq up to the last one
+        # allocated is either still stored or was delivered.
+        with Outbox(db) as ob:
+            stored = {r.seq for r in ob.pending(1_000_000)}
+            assert stored | sent >= set(range(1, ob.last_seq + 1))
+            assert max(stored | sent) == ob.last_seq
+    con = sqlite3.connect(db)
+    assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    con.close()
