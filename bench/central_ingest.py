@@ -1,0 +1,377 @@
+"""Central ingest throughput: summaries/s into SQLite and PostgreSQL.
+
+Stages measured separately, each over the same pre-encoded summaries:
+  validate  - `central.ingest.validate` (wire.decode + checks) only: the JSON/pydantic cost
+  sql       - `Storage.write_batch` of already-decoded messages: the SQL cost
+  storage   - `BatchWriter.write` on raw bytes: validate + SQL, the whole storage path
+  mqtt_rx   - a bare paho subscriber counting messages from mosquitto: the MQTT client cost
+  e2e       - a publisher process -> mosquitto -> `Ingest` (shared subscription, manual ack
+              after commit) -> storage, timed from the first publish to the last commit
+
+Summaries look like a counting device's 1-minute summary: 2 lines, 4 zones with dwell
+histograms (a few non-empty bins), 3 transitions; 1,000 devices in 100 stores.
+
+PostgreSQL runs in a throwaway cluster with default durability (fsync on) unless --pg-url.
+Usage: .venv/bin/python bench/central_ingest.py [--n 20000] [--runs 3] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import multiprocessing as mp
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+import paho.mqtt.client as mqtt  # noqa: E402
+from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
+
+from central.config import CentralConfig, IngestConfig, MqttConfig, StorageConfig  # noqa: E402
+from central.ingest import BatchWriter, Ingest, RawMessage, validate  # noqa: E402
+from central.storage import Received, Storage, open_storage  # noqa: E402
+from central.storage.postgres import PostgresStorage  # noqa: E402
+from edge_agent import wire  # noqa: E402
+from tests.mosquitto import Mosquitto  # noqa: E402
+
+T0 = datetime(2026, 1, 5, 0, 0, tzinfo=UTC)
+BATCH = 1000
+
+
+def make_payloads(n: int, offset: int = 0) -> list[tuple[str, bytes]]:
+    out = []
+    hist = {"edges_s": [0, 10, 30, 60, 120, 300, 600], "counts": [1, 2, 1, 0, 0, 0]}
+    for i in range(offset, offset + n):
+        dev = i % 1000
+        store, device, seq = f"store{dev // 10:03d}", f"edge{dev % 10}", i // 1000 + 1
+        start = T0 + timedelta(minutes=seq)
+        s = wire.Summary.model_validate(
+            {
+                "store_id": store, "device_id": device, "seq": seq,
+                "interval_start": start, "interval_end": start + timedelta(minutes=1),
+                "timezone": "Europe/Paris",
+                "lines": [{"camera_id": f"{device}-door", "line_id": "l1", "in": 3, "out": 2},
+                          {"camera_id": f"{device}-side", "line_id": "l1", "in": 1, "out": 1}],
+                "zones": [{"camera_id": f"{device}-floor", "zone_id": f"z{z}", "visits": 4,
+                           "occupancy_mean": 1.2, "occupancy_max": 3, "dwell_count": 4,
+                           "dwell_mean_s": 25.0, "dwell_median_s": 20.0, "dwell_p90_s": 50.0,
+                           "dwell_hist": hist} for z in range(4)],
+                "transitions": [{"camera_id": f"{device}-floor", "from_zone": "z0",
+                                 "to_zone": f"z{z}", "count": 1} for z in range(1, 4)],
+            }
+        )  # fmt: skip
+        out.append((wire.topic_for(store, device, "summary"), wire.encode(s)))
+    return out
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def proc_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a process has used, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+@dataclass
+class Measured:
+    wall_s: float
+    cpu_s: float  # this process + the listed helper processes (database backend, broker)
+
+    def rate(self, n: int) -> float:
+        return n / self.wall_s
+
+    def cpu_us(self, n: int) -> float:
+        return self.cpu_s / n * 1e6
+
+
+def timed(fn: Callable[[], object], pids: Sequence[int] = ()) -> Measured:
+    others = sum(proc_cpu_s(p) for p in pids)
+    cpu = time.process_time()
+    t = time.perf_counter()
+    fn()
+    wall = time.perf_counter() - t
+    cpu = time.process_time() - cpu + sum(proc_cpu_s(p) for p in pids) - others
+    return Measured(wall, cpu)
+
+
+def backend_pids(st: Storage) -> list[int]:
+    if isinstance(st, PostgresStorage):
+        return [int(st._all("SELECT pg_backend_pid()")[0][0])]
+    return []
+
+
+def bench_storage(
+    url_factory: Callable[[], str], payloads: list[tuple[str, bytes]]
+) -> dict[str, Measured]:
+    n = len(payloads)
+    raws = [RawMessage(t, p, time.time()) for t, p in payloads]
+    decoded: list[Received] = []
+
+    def run_validate() -> None:
+        decoded.clear()
+        decoded.extend(Received(validate(t, p), 0.0, p) for t, p in payloads)
+
+    out = {"validate": timed(run_validate)}
+    st = open_storage(url_factory())
+    out["sql"] = timed(
+        lambda: [st.write_batch(decoded[i : i + BATCH]) for i in range(0, n, BATCH)],
+        backend_pids(st),
+    )
+    assert st.message_count() == n
+    st.close()
+    st = open_storage(url_factory())
+    writer = BatchWriter(st, IngestConfig(), lambda: open_storage(st.url))
+    out["storage"] = timed(
+        lambda: [writer.write(raws[i : i + BATCH]) for i in range(0, n, BATCH)],
+        backend_pids(st),
+    )
+    assert st.message_count() == n
+    st.close()
+    return out
+
+
+def _publisher(port: int, n: int, offset: int, ready: mp.Event, go: mp.Event) -> None:  # type: ignore[valid-type]
+    payloads = make_payloads(n, offset)
+    c = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    c.max_inflight_messages_set(2000)
+    c.max_queued_messages_set(0)
+    c.connect("127.0.0.1", port)
+    c.loop_start()
+    ready.set()  # type: ignore[attr-defined]
+    go.wait()  # type: ignore[attr-defined]
+    infos = [c.publish(t, p, qos=1) for t, p in payloads]
+    for info in infos:
+        info.wait_for_publish(120)
+    c.disconnect()
+    c.loop_stop()
+
+
+def _publish(port: int, n: int, offset: int) -> tuple[mp.Process, Callable[[], float]]:
+    ctx = mp.get_context("spawn")
+    ready, go = ctx.Event(), ctx.Event()
+    proc = ctx.Process(target=_publisher, args=(port, n, offset, ready, go))
+    proc.start()
+    ready.wait(120)
+
+    def start() -> float:
+        go.set()
+        return time.perf_counter()
+
+    return proc, start
+
+
+def bench_mqtt_rx(broker: Mosquitto, n: int) -> Measured:
+    """A bare paho subscriber on the shared subscription: what the MQTT client alone costs."""
+    got = threading.Event()
+    count = [0]
+
+    def on_message(client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        count[0] += 1
+        if count[0] == n:
+            got.set()
+
+    c = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5,
+                    client_id="bench-rx")  # fmt: skip
+    c.on_message = on_message
+    c.connect("127.0.0.1", broker.port)
+    c.subscribe("$share/bench/footfall/v1/#", qos=1)
+    c.loop_start()
+    time.sleep(0.5)
+    proc, start = _publish(broker.port, n, 0)
+
+    def run() -> None:
+        start()
+        got.wait(300)
+
+    m = timed(run)
+    proc.join(60)
+    c.disconnect()
+    c.loop_stop()
+    return m
+
+
+def bench_e2e(broker: Mosquitto, url: str, n: int, offset: int) -> Measured:
+    cfg = CentralConfig(
+        # Expiry 0: a finished run's session must not keep its share of the shared
+        # subscription (mosquitto queues a share for offline persistent members).
+        mqtt=MqttConfig(
+            host="127.0.0.1", port=broker.port, client_id=f"bench-central-{offset}",
+            session_expiry_s=0,
+        ),
+        storage=StorageConfig(url=url),
+        ingest=IngestConfig(batch_max_messages=BATCH),
+    )  # fmt: skip
+    ing = Ingest(cfg).start()
+    ing.connected.wait(10)
+    time.sleep(0.5)
+    base = ing.stats.stored
+    proc, start = _publish(broker.port, n, offset)
+    pids = backend_pids(ing.storage)
+    assert broker.proc is not None
+
+    def run() -> None:
+        start()
+        deadline = time.monotonic() + 600
+        while ing.stats.stored - base < n and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    m = timed(run, [*pids, broker.proc.pid])  # the broker's CPU is counted too
+    proc.join(60)
+    ing.stop()
+    if ing.stats.stored - base < n:
+        raise RuntimeError(f"e2e: only {ing.stats.stored - base} of {n} stored")
+    return m
+
+
+def _ingest_process(port: int, url: str, client_id: str, ready: Any, stop: Any) -> None:
+    cfg = CentralConfig(
+        mqtt=MqttConfig(host="127.0.0.1", port=port, client_id=client_id, session_expiry_s=0),
+        storage=StorageConfig(url=url),
+        ingest=IngestConfig(batch_max_messages=BATCH),
+    )
+    ing = Ingest(cfg).start()
+    ing.connected.wait(10)
+    ready.set()
+    stop.wait()
+    ing.stop()
+
+
+def bench_e2e_processes(broker: Mosquitto, url: str, n: int, offset: int, k: int) -> Measured:
+    """`k` ingest processes in one shared-subscription group writing one database; timed
+    from the first publish until the database holds all n (wall clock only)."""
+    ctx = mp.get_context("spawn")
+    stop = ctx.Event()
+    readies = [ctx.Event() for _ in range(k)]
+    procs = [
+        ctx.Process(target=_ingest_process,
+                    args=(broker.port, url, f"bench-multi-{offset}-{i}", readies[i], stop))
+        for i in range(k)
+    ]  # fmt: skip
+    for p in procs:
+        p.start()
+    for r in readies:
+        r.wait(60)
+    time.sleep(0.5)
+    st = open_storage(url)
+    pub, start = _publish(broker.port, n, offset)
+
+    def run() -> None:
+        start()
+        deadline = time.monotonic() + 600
+        while st.message_count() < n and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    m = timed(run)
+    stored = st.message_count()
+    st.close()
+    pub.join(60)
+    stop.set()
+    for p in procs:
+        p.join(60)
+    if stored < n:
+        raise RuntimeError(f"e2e x{k}: only {stored} of {n} stored")
+    return Measured(m.wall_s, float("nan"))
+
+
+def _round(x: float) -> int | None:
+    return None if math.isnan(x) else round(x)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=10_000, help="summaries per run")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--pg-url", help="use this PostgreSQL instead of a throwaway cluster")
+    ap.add_argument("--skip-pg", action="store_true")
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument(
+        "--instances", type=int, default=0, help="also run e2e with this many ingest processes"
+    )
+    args = ap.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="central-bench-"))
+    counter = iter(range(10_000))
+    backends: dict[str, Callable[[], str]] = {
+        "sqlite": lambda: f"sqlite://{tmp / f'bench{next(counter)}.db'}"
+    }
+    cluster = None
+    if not args.skip_pg:
+        if args.pg_url:
+            backends["postgresql"] = lambda: args.pg_url
+        else:
+            from tests.central.conftest import PgCluster
+
+            cluster = PgCluster(durable=True).start()
+            backends["postgresql"] = cluster.new_database
+    payloads = make_payloads(args.n)
+    results: dict[str, dict[str, list[Measured]]] = {}
+    load_start = os.getloadavg()[0]
+    broker = Mosquitto(tmp / "broker", persistence=False).start()
+    try:
+        for name, factory in backends.items():
+            r = results.setdefault(name, {})
+            for run in range(args.runs):
+                for stage, m in bench_storage(factory, payloads).items():
+                    r.setdefault(stage, []).append(m)
+                e2e = bench_e2e(broker, factory(), args.n, (run + 1) * 10_000_000)
+                r.setdefault("e2e", []).append(e2e)
+                if args.instances > 1:
+                    multi = bench_e2e_processes(
+                        broker, factory(), args.n, (run + 1) * 20_000_000, args.instances
+                    )
+                    r.setdefault(f"e2e_x{args.instances}", []).append(multi)
+                print(name, run, {k: round(v[-1].rate(args.n)) for k, v in r.items()},
+                      file=sys.stderr)  # fmt: skip
+        results["mqtt"] = {
+            "paho_rx_only": [bench_mqtt_rx(broker, args.n) for _ in range(args.runs)]
+        }
+    finally:
+        broker.stop()
+        if cluster is not None:
+            cluster.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    n = args.n
+    summary = {
+        name: {
+            stage: {
+                "per_s": round(statistics.median(m.rate(n) for m in ms)),
+                "cpu_us": _round(statistics.median(m.cpu_us(n) for m in ms)),
+                "runs_per_s": [round(m.rate(n)) for m in ms],
+            }
+            for stage, ms in stages.items()
+        }
+        for name, stages in results.items()
+    }
+    doc = {
+        "n": n,
+        "runs": args.runs,
+        "load_avg_1m": {"start": round(load_start, 2), "end": round(os.getloadavg()[0], 2)},
+        "median": summary,
+    }
+    if args.json:
+        print(json.dumps(doc))
+    else:
+        print(f"load average {doc['load_avg_1m']}")
+        for name, stages in summary.items():
+            for stage, v in stages.items():
+                print(f"{name:10s} {stage:12s} {v['per_s']:>7,}/s  {v['cpu_us'] or '-':>5} us CPU/summary"
+                      f"  runs {v['runs_per_s']}")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""footfall central: ingest of edge summaries, storage and retail analytics."""

@@ -1,0 +1,284 @@
+"""`footfall-central`: ingest, reports, POS import, export and the dashboard.
+
+Every command with --json prints exactly one JSON document on stdout; logs go to stderr.
+The storage URL comes from --db, else the config file's `storage.url` (--config), else
+$FOOTFALL_CENTRAL_DB, else the default SQLite file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from central.config import (
+    DEFAULT_CONFIG_PATH,
+    EX_CONFIG,
+    CentralConfig,
+    CentralConfigError,
+    StorageConfig,
+    load_config,
+)
+from central.storage import StorageUrlError, open_storage
+from central.storage.base import Storage
+
+log = logging.getLogger("central.cli")
+Handler = Callable[[argparse.Namespace], int]
+EX_USAGE = 2
+
+
+def emit_json(doc: Any) -> None:
+    sys.stdout.write(json.dumps(doc, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def _load(args: argparse.Namespace) -> CentralConfig:
+    path: Path | None = getattr(args, "config", None)
+    if path is not None:
+        return load_config(path)
+    if DEFAULT_CONFIG_PATH.exists() and getattr(args, "command", "") == "serve":
+        return load_config(DEFAULT_CONFIG_PATH)
+    return CentralConfig()
+
+
+def _storage_url(args: argparse.Namespace, cfg: CentralConfig | None = None) -> str:
+    if getattr(args, "db", None):
+        return str(args.db)
+    if getattr(args, "config", None) is not None:
+        return (cfg or load_config(args.config)).storage.url
+    return os.environ.get("FOOTFALL_CENTRAL_DB") or StorageConfig().url
+
+
+def _open(args: argparse.Namespace) -> Storage:
+    return open_storage(_storage_url(args))
+
+
+def _day_start(d: date | None) -> datetime | None:
+    return None if d is None else datetime.combine(d, time(0), UTC)
+
+
+# --- serve -------------------------------------------------------------------------------------
+def _serve(args: argparse.Namespace) -> int:
+    from central.ingest import Ingest  # paho is only needed by this command
+
+    cfg = _load(args)
+    updates: dict[str, Any] = {}
+    if args.broker:
+        host, _, port = args.broker.rpartition(":")
+        if not host or not port.isdigit():
+            print(f"--broker {args.broker!r}: use HOST:PORT", file=sys.stderr)
+            return EX_USAGE
+        updates.update(host=host, port=int(port))
+    if args.client_id:
+        updates["client_id"] = args.client_id
+    if args.group:
+        updates["group"] = args.group
+    mqtt_cfg = cfg.mqtt.model_copy(update=updates)
+    cfg = CentralConfig.model_validate(
+        {
+            "mqtt": mqtt_cfg.model_dump(),
+            "storage": {"url": _storage_url(args, cfg)},
+            "ingest": cfg.ingest.model_dump(),
+        }
+    )
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        log.info("signal %d: stopping", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    ingest = Ingest(cfg).start()
+    log.info("ingesting into %s", cfg.storage.url.split("@")[-1])
+    while not stop.wait(1.0):
+        pass
+    ingest.stop()
+    if args.json:
+        emit_json(ingest.stats.as_dict())
+    return 0
+
+
+# --- import-pos --------------------------------------------------------------------------------
+def _import_pos(args: argparse.Namespace) -> int:
+    from central.pos import PosFileError, import_pos_csv
+
+    with _open(args) as storage:
+        try:
+            result = import_pos_csv(storage, args.file, args.timezone)
+        except PosFileError as exc:
+            print(f"import-pos: {exc}", file=sys.stderr)
+            return 1
+    for bad in result.bad_rows:
+        print(f"{args.file}:{bad.line}: {bad.message}", file=sys.stderr)
+    if args.json:
+        emit_json(result.to_dict())
+    else:
+        print(
+            f"{args.file}: {result.rows_read} rows, {result.imported} imported, "
+            f"{result.duplicates} already known, {len(result.bad_rows)} bad",
+            file=sys.stderr,
+        )
+    return 1 if result.bad_rows else 0
+
+
+# --- report ------------------------------------------------------------------------------------
+def _report(args: argparse.Namespace) -> int:
+    from central.report import build_report, report_csv, report_text
+
+    with _open(args) as storage:
+        if args.store not in {s.store_id for s in storage.stores()}:
+            print(f"report: no summaries from store {args.store!r} yet", file=sys.stderr)
+        try:
+            doc = build_report(
+                storage,
+                args.store,
+                args.from_day,
+                args.to_day,
+                timezone=args.timezone,
+                with_quality=not args.no_quality,
+            )
+        except ValueError as exc:
+            print(f"report: {exc}", file=sys.stderr)
+            return EX_USAGE
+    if args.json:
+        emit_json(doc)
+    elif args.csv:
+        sys.stdout.write(report_csv(doc))
+    else:
+        sys.stdout.write(report_text(doc))
+    return 0
+
+
+# --- export ------------------------------------------------------------------------------------
+def _export(args: argparse.Namespace) -> int:
+    from central.export import ExportError, export
+
+    with _open(args) as storage:
+        try:
+            files = export(
+                storage,
+                args.out,
+                args.format,
+                store_id=args.store,
+                start=_day_start(args.from_day),
+                end=_day_start(args.to_day + timedelta(days=1) if args.to_day else None),
+            )
+        except ExportError as exc:
+            print(f"export: {exc}", file=sys.stderr)
+            return 1
+    doc = {"files": [{"table": f.table, "path": str(f.path), "rows": f.rows} for f in files]}
+    if args.json:
+        emit_json(doc)
+    else:
+        for f in files:
+            print(f"{f.path}: {f.rows} rows", file=sys.stderr)
+    return 0
+
+
+# --- dashboard ---------------------------------------------------------------------------------
+def _dashboard(args: argparse.Namespace) -> int:
+    try:
+        dashboard = importlib.import_module("central.dashboard")
+    except ImportError as exc:
+        print(f"dashboard: not available ({exc})", file=sys.stderr)
+        return 1
+    with _open(args) as storage:
+        dashboard.serve(storage, args.host, args.port)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="footfall-central",
+        description="footfall central: MQTT ingest of store devices, retail analytics",
+    )
+    parser.add_argument(
+        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def db_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--db", help="storage URL: sqlite:///PATH.db or postgresql://...")
+        p.add_argument("--config", type=Path, help="central YAML (its storage.url is used)")
+
+    p = sub.add_parser("serve", help="ingest from the broker until SIGTERM")
+    db_args(p)
+    p.add_argument("--broker", help="HOST:PORT, overrides mqtt.host/port")
+    p.add_argument("--client-id", help="MQTT client id (unique per instance)")
+    p.add_argument("--group", help="shared-subscription group")
+    p.add_argument("--json", action="store_true", help="print final stats as JSON on exit")
+    p.set_defaults(func=_serve)
+
+    p = sub.add_parser("import-pos", help="import POS transactions from a CSV export")
+    p.add_argument("file", type=Path, help="CSV with store, timestamp, transaction_id, amount")
+    db_args(p)
+    p.add_argument("--timezone", help="IANA zone for timestamps without an offset")
+    p.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    p.set_defaults(func=_import_pos)
+
+    p = sub.add_parser("report", help="footfall, conversion, dwell, stock, data quality")
+    p.add_argument("--store", required=True, help="store id")
+    p.add_argument("--from", dest="from_day", required=True, type=date.fromisoformat,
+                   help="first local date, YYYY-MM-DD")  # fmt: skip
+    p.add_argument("--to", dest="to_day", required=True, type=date.fromisoformat,
+                   help="last local date (inclusive), YYYY-MM-DD")  # fmt: skip
+    p.add_argument("--timezone", help="override the store's IANA zone")
+    p.add_argument("--no-quality", action="store_true", help="skip the data-quality checks")
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    out.add_argument("--csv", action="store_true", help="hourly table as CSV on stdout")
+    db_args(p)
+    p.set_defaults(func=_report)
+
+    p = sub.add_parser("export", help="tables as CSV or Parquet files for BI tools")
+    p.add_argument("--format", choices=["csv", "parquet"], default="csv")
+    p.add_argument("--out", type=Path, required=True, help="output directory")
+    p.add_argument("--store", help="only this store")
+    p.add_argument("--from", dest="from_day", type=date.fromisoformat, help="first UTC date")
+    p.add_argument("--to", dest="to_day", type=date.fromisoformat, help="last UTC date (inclusive)")
+    p.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    db_args(p)
+    p.set_defaults(func=_export)
+
+    p = sub.add_parser("dashboard", help="local web dashboard (loopback by default)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind")
+    p.add_argument("--port", type=int, default=8050, help="TCP port")
+    db_args(p)
+    p.set_defaults(func=_dashboard)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=getattr(logging, args.log_level),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    func: Handler = args.func
+    try:
+        return func(args)
+    except CentralConfigError as exc:
+        print(exc, file=sys.stderr)
+        return EX_CONFIG
+    except StorageUrlError as exc:
+        print(f"storage: {exc}", file=sys.stderr)
+        return EX_USAGE
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+__all__ = ["build_parser", "emit_json", "main"]

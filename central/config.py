@@ -1,0 +1,190 @@
+"""The central configuration (one YAML file), declared once as pydantic models.
+
+Every field has a description: they are the operator's reference. The broker password never
+sits in the YAML: it comes from `password_file` or `password_env`. Example:
+
+    mqtt:
+      host: broker.example.com
+      port: 8883
+      tls: {ca_file: /etc/footfall/ca.pem}
+      username: central
+      password_file: /run/credentials/footfall-central/mqtt
+      client_id: central-1        # unique per instance
+      group: footfall-central     # instances in one group share the load
+    storage:
+      url: postgresql://footfall@db.example.com/footfall
+    ingest:
+      batch_max_messages: 1000
+      dead_letter_max_rows: 100000
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+EX_CONFIG = 78
+DEFAULT_CONFIG_PATH = Path("/etc/footfall/central.yaml")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TlsConfig(_Section):
+    ca_file: Path | None = Field(default=None, description="CA bundle to verify the broker")
+    cert_file: Path | None = Field(default=None, description="client certificate (mutual TLS)")
+    key_file: Path | None = Field(default=None, description="client private key (mutual TLS)")
+
+    @model_validator(mode="after")
+    def _pair(self) -> TlsConfig:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together")
+        return self
+
+
+class MqttConfig(_Section):
+    host: str = Field(default="localhost", min_length=1, description="broker host name or IP")
+    port: int = Field(default=1883, ge=1, le=65535, description="broker TCP port")
+    tls: TlsConfig | None = Field(default=None, description="TLS settings; omit for plain TCP")
+    username: str | None = Field(default=None, description="broker user name")
+    password_file: Path | None = Field(
+        default=None, description="file holding the broker password (e.g. systemd credential)"
+    )
+    password_env: str | None = Field(
+        default=None, description="environment variable holding the broker password"
+    )
+    client_id: str = Field(
+        default_factory=lambda: f"footfall-central-{socket.gethostname()}",
+        min_length=1,
+        max_length=128,
+        description="MQTT client id; must differ between instances (the session is kept by it)",
+    )
+    group: str = Field(
+        default="footfall-central",
+        pattern=r"^[A-Za-z0-9_.\-]{1,64}$",
+        description="shared-subscription group: instances in one group split the messages",
+    )
+    topic_filter: str = Field(
+        default="footfall/v1/#", description="what to subscribe to (inside $share/<group>/)"
+    )
+    keepalive_s: int = Field(default=30, ge=5, le=3600, description="MQTT keepalive")
+    session_expiry_s: int = Field(
+        default=3600,
+        ge=0,
+        description="broker keeps this instance's session this long after a disconnect, so "
+        "a restarted instance (same client_id) gets what arrived meanwhile. The broker keeps "
+        "routing this instance's share of the shared subscription to the offline session "
+        "until then (seen with mosquitto 2.0.11): to retire an instance, run it once more with "
+        "session_expiry_s: 0 so it drains its backlog and the broker drops the session",
+    )
+    receive_maximum: int = Field(
+        default=2000,
+        ge=1,
+        le=65535,
+        description="unacknowledged messages the broker may send at once; messages are "
+        "acknowledged only after they are committed to storage, so this bounds the batch size "
+        "(mosquitto also caps it with max_inflight_messages)",
+    )
+    reconnect_min_s: float = Field(default=1.0, gt=0, description="first reconnect delay")
+    reconnect_max_s: float = Field(default=60.0, gt=0, description="longest reconnect delay")
+
+    @model_validator(mode="after")
+    def _password(self) -> MqttConfig:
+        if self.password_file is not None and self.password_env is not None:
+            raise ValueError("give password_file or password_env, not both")
+        if (self.password_file or self.password_env) and not self.username:
+            raise ValueError("a password needs a username")
+        return self
+
+    def password(self) -> str | None:
+        """The secret, read at connect time so a rotated credential is picked up."""
+        if self.password_file is not None:
+            return self.password_file.read_text().strip()
+        if self.password_env is not None:
+            return os.environ.get(self.password_env)
+        return None
+
+
+class StorageConfig(_Section):
+    url: str = Field(
+        default="sqlite:///var/lib/footfall/central.db",
+        pattern=r"^(sqlite://.+|postgres(ql)?://.*)$",
+        description="sqlite:///ABSOLUTE/PATH.db or postgresql://user@host:port/db",
+    )
+
+
+class IngestConfig(_Section):
+    batch_max_messages: int = Field(
+        default=1000, ge=1, le=100_000, description="most messages committed in one transaction"
+    )
+    batch_max_wait_s: float = Field(
+        default=0.2,
+        gt=0,
+        le=10,
+        description="longest a message waits for its batch to fill before it is committed",
+    )
+    queue_max_messages: int = Field(
+        default=20_000,
+        ge=100,
+        description="received but uncommitted messages held in memory; when full the MQTT "
+        "client stops reading (the broker keeps the rest)",
+    )
+    dead_letter_max_payload_bytes: int = Field(
+        default=4096, ge=0, description="raw bytes kept per rejected payload (the rest is cut)"
+    )
+    dead_letter_max_rows: int = Field(
+        default=100_000, ge=1, description="dead letters kept; the oldest are deleted past this"
+    )
+    stats_interval_s: float = Field(default=60.0, gt=0, description="how often stats are logged")
+
+
+class CentralConfig(_Section):
+    mqtt: MqttConfig = Field(default_factory=MqttConfig, description="the broker to ingest from")
+    storage: StorageConfig = Field(default_factory=StorageConfig, description="where data goes")
+    ingest: IngestConfig = Field(default_factory=IngestConfig, description="batching and caps")
+
+
+class CentralConfigError(Exception):
+    """Raised with one line per problem: `FILE: KEY: message`."""
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__("\n".join(lines))
+        self.lines = lines
+
+
+def load_config(path: Path) -> CentralConfig:
+    try:
+        raw: Any = yaml.safe_load(path.read_text()) or {}
+    except OSError as exc:
+        raise CentralConfigError([f"{path}: cannot read: {exc.strerror}"]) from None
+    except yaml.YAMLError as exc:
+        raise CentralConfigError([f"{path}: not valid YAML: {exc}"]) from None
+    if not isinstance(raw, dict):
+        raise CentralConfigError([f"{path}: the top level must be a mapping"])
+    try:
+        return CentralConfig.model_validate(raw)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            key = ".".join(str(p) for p in err["loc"]) or "<root>"
+            lines.append(f"{path}: {key}: {err['msg']}")
+        raise CentralConfigError(lines) from None
+
+
+__all__ = [
+    "DEFAULT_CONFIG_PATH",
+    "EX_CONFIG",
+    "CentralConfig",
+    "CentralConfigError",
+    "IngestConfig",
+    "MqttConfig",
+    "StorageConfig",
+    "TlsConfig",
+    "load_config",
+]

@@ -1,0 +1,185 @@
+"""The dashboard's HTTP server: three static files and the JSON API, standard library only.
+
+Loopback by default. On a loopback address it also refuses requests whose ``Host`` header is
+not a loopback name, so a web page elsewhere cannot reach it through DNS rebinding. Requests
+run on their own threads; the storage is not thread-safe, so API calls take turns on a lock.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from central.dashboard import api
+from central.storage.base import Storage
+
+log = logging.getLogger(__name__)
+
+STATIC = {
+    "/": ("index.html", "text/html; charset=utf-8"),
+    "/index.html": ("index.html", "text/html; charset=utf-8"),
+    "/app.js": ("app.js", "text/javascript; charset=utf-8"),
+    "/style.css": ("style.css", "text/css; charset=utf-8"),
+}
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+}
+LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1", "[::1]"}
+
+
+def _static(name: str) -> bytes:
+    return resources.files("central.dashboard").joinpath(name).read_bytes()
+
+
+class DashboardServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        storage: Storage,
+        *,
+        now: Callable[[], datetime] | None = None,
+        db_label: str | None = None,
+    ) -> None:
+        self.storage = storage
+        self.lock = threading.Lock()
+        self.now = now or (lambda: datetime.now(UTC))
+        self.db_label = db_label if db_label is not None else _redact(storage.url)
+        self.loopback = _is_loopback(address[0])
+        super().__init__(address, DashboardHandler)
+
+    @property
+    def url(self) -> str:
+        host, port = str(self.server_address[0]), int(self.server_address[1])
+        shown = f"[{host}]" if ":" in host else host
+        return f"http://{shown}:{port}/"
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _redact(url: str) -> str:
+    """Storage URL without a password (it is shown in the page footer)."""
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return parts._replace(netloc=netloc).geturl()
+    return url
+
+
+class DashboardHandler(BaseHTTPRequestHandler):
+    server: DashboardServer
+    server_version = "footfall-central"
+    sys_version = ""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("%s %s", self.address_string(), format % args)
+
+    def _host_ok(self) -> bool:
+        if not self.server.loopback:
+            return True
+        host = (self.headers.get("Host") or "").strip().lower()
+        name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+        return name in LOOPBACK_NAMES
+
+    def _send(self, status: int, body: bytes, content_type: str, *, cache: bool = False) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "max-age=60" if cache else "no-store")
+        for key, value in SECURITY_HEADERS.items():
+            self.send_header(key, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _json(self, status: int, doc: Any) -> None:
+        body = json.dumps(doc, default=str, allow_nan=False).encode()
+        self._send(status, body, "application/json")
+
+    def do_HEAD(self) -> None:
+        self.do_GET()
+
+    def do_GET(self) -> None:
+        if not self._host_ok():
+            self._json(HTTPStatus.MISDIRECTED_REQUEST, {"error": "unexpected Host header"})
+            return
+        parts = urlsplit(self.path)
+        if parts.path in STATIC:
+            name, ctype = STATIC[parts.path]
+            self._send(HTTPStatus.OK, _static(name), ctype, cache=True)
+            return
+        if not parts.path.startswith("/api/"):
+            self._json(HTTPStatus.NOT_FOUND, {"error": "not found"})
+            return
+        name = parts.path.removeprefix("/api/")
+        params = dict(parse_qsl(parts.query, keep_blank_values=True))
+        try:
+            with self.server.lock:
+                doc = api.handle(self.server.storage, name, params, self.server.now())
+            if name == "stores":
+                doc["db"] = self.server.db_label
+        except api.ApiError as exc:
+            self._json(exc.status, {"error": exc.message})
+            return
+        except Exception:
+            log.exception("dashboard API %s failed", name)
+            self._json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": "internal error (see log)"})
+            return
+        self._json(HTTPStatus.OK, doc)
+
+
+def make_server(
+    storage: Storage,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    now: Callable[[], datetime] | None = None,
+) -> DashboardServer:
+    """A bound, not yet serving dashboard server (port 0 picks a free port: see ``.url``)."""
+    return DashboardServer((host, port), storage, now=now)
+
+
+def serve(
+    storage: Storage,
+    host: str = "127.0.0.1",
+    port: int = 8050,
+    *,
+    now: Callable[[], datetime] | None = None,
+) -> None:
+    """Serve the dashboard until interrupted (Ctrl-C or SIGTERM via KeyboardInterrupt)."""
+    server = make_server(storage, host, port, now=now)
+    if not server.loopback:
+        log.warning("dashboard listening on %s: reachable from the network, no login", host)
+    log.info("dashboard on %s", server.url)
+    try:
+        server.serve_forever(poll_interval=0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+__all__ = ["DashboardServer", "make_server", "serve"]

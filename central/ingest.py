@@ -1,0 +1,355 @@
+"""MQTT ingest: the only central module that imports paho.
+
+Flow: paho's network thread puts raw messages on a bounded queue; one writer thread validates
+them with `edge_agent.wire.decode`, commits a batch in one transaction (duplicates dropped by
+msg_id in storage, rejected payloads to the dead-letter table), and only then acknowledges the
+batch to the broker (QoS 1 manual ack). A crash before the commit therefore loses nothing:
+the broker redelivers, and the dedupe makes the redelivery harmless.
+
+Subscriptions: `$share/<group>/footfall/v1/#` (instances in one group split the stream) and a
+plain `footfall/v1/+/+/status`, because brokers do not send retained messages to shared
+subscriptions and the retained status is what drives the fleet's online/offline view.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from central.config import CentralConfig, IngestConfig
+from central.storage import BatchResult, DeadLetter, Received, Storage, open_storage
+from central.storage.base import Decoded
+from edge_agent.wire import Status, Summary, WireError, decode, parse_topic
+
+log = logging.getLogger("central.ingest")
+STATUS_FILTER = "footfall/v1/+/+/status"
+
+
+@dataclass(frozen=True, slots=True)
+class RawMessage:
+    topic: str
+    payload: bytes
+    received_ts: float
+    mid: int = 0
+    qos: int = 0
+    connection: int = 0  # which connection delivered it: a mid is only valid on that one
+
+
+def validate(topic: str, payload: bytes) -> Decoded:
+    """`wire.decode` plus the checks storage relies on; raises WireError with a reason."""
+    # PostgreSQL text cannot hold NUL; JSON can smuggle one in as an escape.
+    if topic.count("/") != 4:  # decode() checks the topic fully; this reports it first
+        parse_topic(topic)
+    if b"\\u0000" in payload:
+        raise WireError("payload contains a NUL character escape (\\u0000)")
+    msg = decode(payload, topic)
+    if isinstance(msg, Summary):
+        try:
+            ZoneInfo(msg.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise WireError(f"timezone: unknown IANA zone {msg.timezone!r}") from None
+    return msg
+
+
+@dataclass
+class IngestStats:
+    received: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    dead_letters: int = 0
+    statuses: int = 0
+    seq_gaps: int = 0  # messages missing by seq, as seen by this instance (storage has all)
+    batches: int = 0
+    storage_errors: int = 0
+    last_batch_ms: float = 0.0
+    by_kind: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+class BatchWriter:
+    """Validates raw messages and commits them; never raises for bad data."""
+
+    def __init__(self, storage: Storage, cfg: IngestConfig, reopen: Callable[[], Storage]) -> None:
+        self.storage = storage
+        self.cfg = cfg
+        self._reopen = reopen
+        self.stats = IngestStats()
+        self._last_seq: dict[tuple[str, str], int] = {}
+        self._dead_since_prune = 0
+
+    def _dead(self, raw: RawMessage, reason: str) -> DeadLetter:
+        cap = self.cfg.dead_letter_max_payload_bytes
+        return DeadLetter(
+            topic=raw.topic[:1024],
+            reason=reason[:2000],
+            payload=raw.payload[:cap],
+            payload_size=len(raw.payload),
+            received_at=datetime.fromtimestamp(raw.received_ts, UTC),
+        )
+
+    def _track_seq(self, msg: Received) -> None:
+        if isinstance(msg.msg, Status):
+            return
+        key = (msg.msg.store_id, msg.msg.device_id)
+        last = self._last_seq.get(key)
+        seq = msg.msg.seq
+        if last is not None and seq > last + 1:
+            self.stats.seq_gaps += seq - last - 1
+            log.warning("%s/%s: seq jumped %d -> %d (missing data)", *key, last, seq)
+        if last is None or seq > last:
+            self._last_seq[key] = seq
+
+    def write(self, batch: list[RawMessage], stop: threading.Event | None = None) -> BatchResult:
+        """Validate and commit; retries storage outages until it succeeds or `stop` is set."""
+        t0 = time.perf_counter()
+        good: list[Received] = []
+        dead: list[DeadLetter] = []
+        for raw in batch:
+            try:
+                msg = validate(raw.topic, raw.payload)
+            except WireError as exc:
+                dead.append(self._dead(raw, exc.reason))
+                continue
+            except Exception as exc:  # a validator bug must not stop ingest either
+                log.exception("unexpected error validating a payload on %s", raw.topic)
+                dead.append(self._dead(raw, f"unexpected {type(exc).__name__}: {exc}"))
+                continue
+            good.append(Received(msg, raw.received_ts, raw.payload))
+        result = self._commit(good, dead, stop)
+        for r in good:
+            self._track_seq(r)
+        s = self.stats
+        s.received += len(batch)
+        s.stored += result.stored_total
+        s.duplicates += result.duplicates
+        s.dead_letters += result.dead_letters
+        s.statuses += result.statuses
+        for kind, n in result.stored.items():
+            s.by_kind[kind] = s.by_kind.get(kind, 0) + n
+        s.batches += 1
+        s.last_batch_ms = (time.perf_counter() - t0) * 1000
+        self._dead_since_prune += result.dead_letters
+        if self._dead_since_prune >= max(1, self.cfg.dead_letter_max_rows // 100):
+            self._dead_since_prune = 0
+            try:
+                self.storage.prune_dead_letters(self.cfg.dead_letter_max_rows)
+            except Exception as exc:  # the batch is committed: pruning can wait for the next
+                log.warning("pruning dead letters failed: %s", exc)
+        return result
+
+    def _commit(
+        self, good: list[Received], dead: list[DeadLetter], stop: threading.Event | None
+    ) -> BatchResult:
+        delay_s = 0.5
+        while True:
+            try:
+                return self.storage.write_batch(good, dead)
+            except Exception as exc:
+                self.stats.storage_errors += 1
+                if self._storage_alive():
+                    # The database is fine, so some message in the batch is what it refuses.
+                    log.warning("storage refused a batch (%s); isolating the culprit", exc)
+                    return self._write_one_by_one(good, dead)
+                log.error("storage unavailable (%s); retrying in %.1fs", exc, delay_s)
+                if stop is not None and stop.wait(delay_s):
+                    raise
+                if stop is None:
+                    time.sleep(delay_s)
+                delay_s = min(delay_s * 2, 30.0)
+                try:
+                    self.storage.close()
+                except Exception:  # a broken connection may fail to close; we replace it
+                    log.debug("closing the broken storage failed", exc_info=True)
+                try:
+                    self.storage = self._reopen()
+                except Exception as reopen_exc:
+                    log.error("reopening storage failed: %s", reopen_exc)
+
+    def _storage_alive(self) -> bool:
+        try:
+            self.storage.schema_version()
+        except Exception:
+            return False
+        return True
+
+    def _write_one_by_one(self, good: list[Received], dead: list[DeadLetter]) -> BatchResult:
+        total = self.storage.write_batch([], dead)
+        for r in good:
+            try:
+                res = self.storage.write_batch([r])
+            except Exception as exc:
+                payload = r.raw if r.raw is not None else r.msg.model_dump_json().encode()
+                raw = RawMessage(
+                    f"footfall/v1/{r.msg.store_id}/{r.msg.device_id}/{r.msg.kind}",
+                    payload,
+                    r.received_ts,
+                )
+                res = self.storage.write_batch([], [self._dead(raw, f"storage refused: {exc}")])
+            for kind, n in res.stored.items():
+                total.stored[kind] = total.stored.get(kind, 0) + n
+            total.duplicates += res.duplicates
+            total.statuses += res.statuses
+            total.dead_letters += res.dead_letters
+        return total
+
+
+class Ingest:
+    """One central ingest instance: MQTT subscriber + batch writer thread."""
+
+    def __init__(self, cfg: CentralConfig, storage: Storage | None = None) -> None:
+        self.cfg = cfg
+        storage = storage or open_storage(cfg.storage.url)
+        self.writer = BatchWriter(storage, cfg.ingest, lambda: open_storage(cfg.storage.url))
+        self._queue: queue.Queue[RawMessage] = queue.Queue(cfg.ingest.queue_max_messages)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="central-writer", daemon=True)
+        self.connected = threading.Event()
+        self._connection = 0
+        m = cfg.mqtt
+        self.client = mqtt.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=m.client_id,
+            protocol=mqtt.MQTTv5,
+            manual_ack=True,
+        )
+        if m.username:
+            self.client.username_pw_set(m.username, m.password())
+        if m.tls is not None:
+            self.client.tls_set(
+                ca_certs=str(m.tls.ca_file) if m.tls.ca_file else None,
+                certfile=str(m.tls.cert_file) if m.tls.cert_file else None,
+                keyfile=str(m.tls.key_file) if m.tls.key_file else None,
+            )
+        self.client.reconnect_delay_set(int(m.reconnect_min_s), int(m.reconnect_max_s))
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_message = self._on_message
+
+    @property
+    def connections(self) -> int:
+        """Successful connections so far (reconnects included)."""
+        return self._connection
+
+    @property
+    def stats(self) -> IngestStats:
+        return self.writer.stats
+
+    @property
+    def storage(self) -> Storage:
+        return self.writer.storage
+
+    # --- paho callbacks (network thread) ----------------------------------------------------
+    def _on_connect(self, client: mqtt.Client, userdata: object, flags: object, rc: object,
+                    props: object = None) -> None:  # fmt: skip
+        if getattr(rc, "is_failure", False):
+            log.error("broker refused the connection: %s", rc)
+            return
+        self._connection += 1
+        group = self.cfg.mqtt.group
+        client.subscribe([(f"$share/{group}/{self.cfg.mqtt.topic_filter}", 1), (STATUS_FILTER, 1)])
+        log.info("connected to %s:%s, group %s", self.cfg.mqtt.host, self.cfg.mqtt.port, group)
+        self.connected.set()
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: object, flags: object, rc: object,
+                       props: object = None) -> None:  # fmt: skip
+        self.connected.clear()
+        if not self._stop.is_set():
+            log.warning("disconnected from the broker (%s); paho reconnects", rc)
+
+    def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        raw = RawMessage(
+            msg.topic, bytes(msg.payload), time.time(), msg.mid, msg.qos, self._connection
+        )
+        # Back-pressure: while the queue is full the network thread waits, so the broker
+        # keeps the backlog (it is unacknowledged) instead of our memory.
+        while not self._stop.is_set():
+            try:
+                self._queue.put(raw, timeout=0.5)
+                return
+            except queue.Full:
+                continue
+
+    # --- writer thread ------------------------------------------------------------------------
+    def _next_batch(self) -> list[RawMessage]:
+        try:
+            first = self._queue.get(timeout=0.2)
+        except queue.Empty:
+            return []
+        batch = [first]
+        deadline = time.monotonic() + self.cfg.ingest.batch_max_wait_s
+        while len(batch) < self.cfg.ingest.batch_max_messages:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                # A short idle gap ends the batch early: latency stays low at low rates.
+                batch.append(self._queue.get(timeout=min(remaining, 0.01)))
+            except queue.Empty:
+                break
+        return batch
+
+    def _run(self) -> None:
+        last_stats = time.monotonic()
+        while not (self._stop.is_set() and self._queue.empty()):
+            batch = self._next_batch()
+            while batch:
+                try:
+                    self.writer.write(batch, self._stop)
+                except Exception:
+                    # Only an outage gets here (refused rows are isolated by the writer).
+                    # Unacknowledged messages are redelivered only after a reconnect, so
+                    # keep retrying this batch rather than dropping it.
+                    log.exception("batch of %d not committed; retrying", len(batch))
+                    if self._stop.wait(1.0):
+                        break  # stopping: left unacknowledged, the broker redelivers later
+                    continue
+                for raw in batch:
+                    # After a reconnect the broker redelivers what was not acknowledged (the
+                    # msg_id dedupe absorbs it); an old mid must not ack a new message.
+                    if raw.qos > 0 and raw.connection == self._connection:
+                        self.client.ack(raw.mid, raw.qos)
+                break
+            if time.monotonic() - last_stats >= self.cfg.ingest.stats_interval_s:
+                last_stats = time.monotonic()
+                log.info("ingest stats %s", self.stats.as_dict())
+
+    # --- lifecycle ------------------------------------------------------------------------
+    def start(self) -> Ingest:
+        m = self.cfg.mqtt
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = m.session_expiry_s
+        props.ReceiveMaximum = m.receive_maximum
+        self._thread.start()
+        self.client.connect_async(
+            m.host, m.port, keepalive=m.keepalive_s, clean_start=False, properties=props
+        )
+        self.client.loop_start()
+        return self
+
+    def pending(self) -> int:
+        return self._queue.qsize()
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Commit what was received, acknowledge it, then disconnect."""
+        self._stop.set()
+        self._thread.join(timeout_s)
+        self.client.disconnect()
+        self.client.loop_stop()
+        self.writer.storage.close()
+        log.info("ingest stopped: %s", self.stats.as_dict())
+
+
+__all__ = ["STATUS_FILTER", "BatchWriter", "Ingest", "IngestStats", "RawMessage", "validate"]

@@ -1,0 +1,71 @@
+"""SQLite backend: one file, WAL, one write transaction per batch.
+
+`BEGIN IMMEDIATE` takes the write lock up front, so two ingest processes on one file queue on
+`busy_timeout` instead of failing on a read-to-write lock upgrade. `synchronous=FULL` because
+ingest acknowledges MQTT messages only after the commit: an acknowledged message must survive
+a power cut.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from central.storage.sql import SqlStorage
+
+T = TypeVar("T")
+_BUSY_TIMEOUT_MS = 30_000
+
+
+class SqliteStorage(SqlStorage):
+    dialect = "sqlite"
+    max_fn = "MAX"
+    lock_clause = ""
+
+    def __init__(self, path: str | Path, url: str | None = None) -> None:
+        self.path = Path(path)
+        self.url = url or f"sqlite://{self.path}"
+        if str(self.path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Autocommit mode: transactions are explicit (BEGIN IMMEDIATE ... COMMIT).
+        self._conn = sqlite3.connect(
+            str(self.path), isolation_level=None, check_same_thread=False, timeout=30
+        )
+        self._conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+        self._conn.execute("PRAGMA journal_mode = WAL")
+        self._conn.execute("PRAGMA synchronous = FULL")
+        self._migrate()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
+    def _execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self._conn.execute(sql, params)
+
+    def _retry(self, fn: Callable[[], T]) -> T:
+        # busy_timeout already waits; a lock held longer than that is retried a few times.
+        for attempt in range(3):
+            try:
+                return fn()
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or attempt == 2:
+                    raise
+                time.sleep(0.1 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+__all__ = ["SqliteStorage"]

@@ -1,0 +1,337 @@
+"""The write path both SQL backends share: one transaction per batch.
+
+Every table is written with multi-row `INSERT ... VALUES (...), (...) ON CONFLICT ...`
+statements of up to 2,000 rows: one statement per table and batch. Rows are sorted by key so
+that concurrent writers take row locks in one order (no deadlocks on the shared rollup rows).
+Nullable numeric columns are CAST in the VALUES template: PostgreSQL would otherwise type a
+column that is NULL in every row of a chunk as text.
+"""
+
+from __future__ import annotations
+
+import abc
+import time
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from typing import Any, TypeVar
+
+from central.storage.base import BatchResult, DeadLetter, PosRow, Received
+from central.storage.rollup import HourData, RollupKey, rollup
+from edge_agent.wire import PosTransaction, Status, StockEventMsg, Summary
+
+T = TypeVar("T")
+# Parameters per statement: below SQLite's 32766 and PostgreSQL's 65535.
+_MAX_PARAMS = 30_000
+
+
+class SqlWriter(abc.ABC):
+    max_fn: str  # scalar max of two values (MAX in SQLite, GREATEST in PostgreSQL)
+    lock_clause: str  # row locks for read-modify-write ("" in SQLite, " FOR UPDATE")
+
+    @abc.abstractmethod
+    def _transaction(self) -> AbstractContextManager[None]: ...
+
+    @abc.abstractmethod
+    def _execute(self, sql: str, params: Sequence[Any] = ()) -> Any: ...
+
+    def _retry(self, fn: Callable[[], T]) -> T:
+        return fn()
+
+    def _values(
+        self, head: str, template: str, rows: Sequence[Sequence[Any]], tail: str = ""
+    ) -> list[tuple[Any, ...]]:
+        """`head VALUES template, template, ... tail` over chunks; returns RETURNING rows."""
+        if not rows:
+            return []
+        per_row = template.count("?")
+        chunk = max(1, min(2000, _MAX_PARAMS // per_row))
+        returned: list[tuple[Any, ...]] = []
+        for i in range(0, len(rows), chunk):
+            part = rows[i : i + chunk]
+            params = [v for row in part for v in row]
+            sql = f"{head} VALUES {', '.join([template] * len(part))} {tail}"
+            cur = self._execute(sql, params)
+            if "RETURNING" in tail:
+                returned.extend(tuple(r) for r in cur.fetchall())
+        return returned
+
+    # --- the batch ------------------------------------------------------------------------
+    def write_batch(
+        self, messages: Sequence[Received], dead_letters: Sequence[DeadLetter] = ()
+    ) -> BatchResult:
+        return self._retry(lambda: self._write_batch(messages, dead_letters))
+
+    def _write_batch(
+        self, messages: Sequence[Received], dead_letters: Sequence[DeadLetter]
+    ) -> BatchResult:
+        result = BatchResult()
+        seen: set[str] = set()
+        unique: list[Received] = []
+        statuses: list[Received] = []
+        for r in messages:
+            if isinstance(r.msg, Status):
+                statuses.append(r)
+            elif r.msg.msg_id in seen:
+                result.duplicates += 1
+            else:
+                seen.add(r.msg.msg_id)
+                unique.append(r)
+        with self._transaction():
+            new_ids = self._insert_messages(unique)
+            result.duplicates += len(unique) - len(new_ids)
+            new = [r for r in unique if r.msg.msg_id in new_ids]
+            for r in new:
+                result.stored[r.msg.kind] = result.stored.get(r.msg.kind, 0) + 1
+            summaries = [r for r in new if isinstance(r.msg, Summary)]
+            stock = [r.msg for r in new if isinstance(r.msg, StockEventMsg)]
+            pos = [r.msg for r in new if isinstance(r.msg, PosTransaction)]
+            if summaries:
+                self._insert_summaries(summaries)
+            if stock:
+                self._insert_stock(stock)
+            if pos:
+                self._insert_pos(
+                    [
+                        PosRow(p.store_id, p.transaction_id, p.ts, p.amount, p.currency, "mqtt")
+                        for p in pos
+                    ]
+                )
+            if messages:
+                self._upsert_devices(messages)
+            if statuses:
+                self._upsert_statuses(statuses)
+                result.statuses = len(statuses)
+            if dead_letters:
+                self._values(
+                    "INSERT INTO dead_letters (received_ts, topic, reason, payload, payload_size)",
+                    "(?, ?, ?, ?, ?)",
+                    [
+                        (d.received_at.timestamp(), d.topic, d.reason, d.payload, d.payload_size)
+                        for d in dead_letters
+                    ],
+                )
+                result.dead_letters = len(dead_letters)
+            counts = {f"stored.{k}": v for k, v in result.stored.items()}
+            counts["duplicates"] = result.duplicates
+            counts["dead_letters"] = result.dead_letters
+            self._add_counters(counts)
+        return result
+
+    def _insert_messages(self, rows: Sequence[Received]) -> set[str]:
+        """The msg_ids that were new: ON CONFLICT DO NOTHING RETURNING, also across writers."""
+        ordered = sorted(rows, key=lambda r: r.msg.msg_id)
+        returned = self._values(
+            "INSERT INTO messages (msg_id, store_id, device_id, kind, seq, created_ts, "
+            "received_ts)",
+            "(?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    r.msg.msg_id,
+                    r.msg.store_id,
+                    r.msg.device_id,
+                    r.msg.kind,
+                    r.msg.seq,
+                    r.msg.created_at.timestamp(),
+                    r.received_ts,
+                )
+                for r in ordered
+            ],
+            "ON CONFLICT (msg_id) DO NOTHING RETURNING msg_id",
+        )
+        return {row[0] for row in returned}
+
+    def _insert_summaries(self, rows: Sequence[Received]) -> None:
+        msgs: list[Summary] = []
+        params = []
+        for r in rows:
+            s = r.msg
+            assert isinstance(s, Summary)
+            msgs.append(s)
+            # The payload as received is the stored body; re-serialising costs ~30 us each.
+            body = r.raw.decode() if r.raw is not None else s.model_dump_json(by_alias=True)
+            params.append(
+                (
+                    s.msg_id,
+                    s.store_id,
+                    s.device_id,
+                    s.seq,
+                    s.interval_start.timestamp(),
+                    s.interval_end.timestamp(),
+                    s.timezone,
+                    body,
+                )
+            )
+        self._values(
+            "INSERT INTO summaries (msg_id, store_id, device_id, seq, interval_start_ts, "
+            "interval_end_ts, timezone, body)",
+            "(?, ?, ?, ?, ?, ?, ?, ?)",
+            params,
+        )
+        latest_tz = {s.store_id: s.timezone for s in msgs}
+        now = time.time()
+        self._values(
+            "INSERT INTO stores (store_id, timezone, updated_ts)",
+            "(?, ?, ?)",
+            sorted((store, tz, now) for store, tz in latest_tz.items()),
+            "ON CONFLICT (store_id) DO UPDATE SET timezone = excluded.timezone, "
+            "updated_ts = excluded.updated_ts",
+        )
+        self._upsert_rollups(msgs)
+
+    def _upsert_rollups(self, msgs: Sequence[Summary]) -> None:
+        """Merge the batch into its device-hour rows: create missing rows, lock them (the
+        backend's `lock_clause`; SQLite's write lock already excludes other writers), merge
+        in Python, write back. Keys are sorted so concurrent writers lock in one order."""
+        deltas = rollup(msgs)
+        keys = sorted(deltas)
+        self._values(
+            "INSERT INTO device_hourly (store_id, hour_ts, device_id, summaries, data)",
+            "(?, ?, ?, 0, '')",
+            keys,
+            "ON CONFLICT (store_id, hour_ts, device_id) DO NOTHING",
+        )
+        current: dict[RollupKey, HourData] = {}
+        chunk = 2000
+        for i in range(0, len(keys), chunk):
+            part = keys[i : i + chunk]
+            rows = self._execute(
+                "SELECT store_id, hour_ts, device_id, summaries, data FROM device_hourly "
+                "WHERE (store_id, hour_ts, device_id) IN (VALUES "
+                + ", ".join(["(?, CAST(? AS BIGINT), ?)"] * len(part))
+                + ") ORDER BY store_id, hour_ts, device_id"
+                + self.lock_clause,
+                [v for k in part for v in k],
+            ).fetchall()
+            for st, h, dev, n, data in rows:
+                current[(st, int(h), dev)] = HourData.from_json(int(n), data)
+        merged = []
+        for key in keys:
+            hd = current.get(key)
+            if hd is None or hd.summaries == 0:
+                hd = deltas[key]  # a new device-hour: nothing to merge into
+            else:
+                hd.merge(deltas[key])
+            merged.append((*key, hd.summaries, hd.to_json()))
+        self._values(
+            "INSERT INTO device_hourly (store_id, hour_ts, device_id, summaries, data)",
+            "(?, ?, ?, ?, ?)",
+            merged,
+            "ON CONFLICT (store_id, hour_ts, device_id) DO UPDATE SET "
+            "summaries = excluded.summaries, data = excluded.data",
+        )
+
+    def _insert_stock(self, msgs: Sequence[StockEventMsg]) -> None:
+        self._values(
+            "INSERT INTO stock_events (msg_id, store_id, device_id, seq, ts, event_type, zone, "
+            "from_zone, reader_id, epc, gtin, count, threshold)",
+            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, CAST(? AS BIGINT), CAST(? AS BIGINT))",
+            [
+                (
+                    m.msg_id,
+                    m.store_id,
+                    m.device_id,
+                    m.seq,
+                    m.ts.timestamp(),
+                    m.event_type,
+                    m.zone,
+                    m.from_zone,
+                    m.reader_id,
+                    m.epc,
+                    m.gtin,
+                    m.count,
+                    m.threshold,
+                )
+                for m in msgs
+            ],
+        )
+
+    def _insert_pos(self, rows: Sequence[PosRow]) -> int:
+        """Insert POS rows (idempotent on store + transaction id); returns how many were new."""
+        returned = self._values(
+            "INSERT INTO pos_transactions (store_id, transaction_id, ts, amount, currency, source)",
+            "(?, ?, ?, ?, ?, ?)",
+            [
+                (p.store_id, p.transaction_id, p.ts.timestamp(), p.amount, p.currency, p.source)
+                for p in rows
+            ],
+            "ON CONFLICT (store_id, transaction_id) DO NOTHING RETURNING transaction_id",
+        )
+        return len(returned)
+
+    def _upsert_devices(self, messages: Sequence[Received]) -> None:
+        acc: dict[tuple[str, str], list[Any]] = {}
+        for r in messages:
+            key = (r.msg.store_id, r.msg.device_id)
+            seq = None if isinstance(r.msg, Status) else r.msg.seq
+            a = acc.get(key)
+            if a is None:
+                acc[key] = [r.received_ts, r.received_ts, seq]
+                continue
+            a[0] = min(a[0], r.received_ts)
+            a[1] = max(a[1], r.received_ts)
+            if seq is not None:
+                a[2] = seq if a[2] is None else max(a[2], seq)
+        mx = self.max_fn
+        self._values(
+            "INSERT INTO devices (store_id, device_id, first_seen_ts, last_seen_ts, last_seq)",
+            "(?, ?, ?, ?, CAST(? AS BIGINT))",
+            [(*k, *v) for k, v in sorted(acc.items())],
+            "ON CONFLICT (store_id, device_id) DO UPDATE SET "
+            f"last_seen_ts = {mx}(devices.last_seen_ts, excluded.last_seen_ts), "
+            f"last_seq = {mx}(COALESCE(devices.last_seq, excluded.last_seq), "
+            "COALESCE(excluded.last_seq, devices.last_seq))",
+        )
+
+    def _upsert_statuses(self, rows: Sequence[Received]) -> None:
+        # Arrival order wins: the broker's retained message is the device's latest word, and a
+        # last will (offline) can carry an older created_at than the online status before it.
+        latest: dict[tuple[str, str], Received] = {}
+        for r in rows:
+            latest[(r.msg.store_id, r.msg.device_id)] = r
+        params = []
+        for (store, device), r in sorted(latest.items()):
+            s = r.msg
+            assert isinstance(s, Status)
+            body = r.raw.decode() if r.raw is not None else s.model_dump_json(by_alias=True)
+            params.append(
+                (
+                    store,
+                    device,
+                    s.state,
+                    s.created_at.timestamp(),
+                    r.received_ts,
+                    s.version,
+                    s.outbox_depth,
+                    body,
+                )
+            )
+        self._values(
+            "INSERT INTO device_status (store_id, device_id, state, created_ts, received_ts, "
+            "version, outbox_depth, body)",
+            "(?, ?, ?, ?, ?, ?, ?, ?)",
+            params,
+            "ON CONFLICT (store_id, device_id) DO UPDATE SET state = excluded.state, "
+            "created_ts = excluded.created_ts, received_ts = excluded.received_ts, "
+            "version = excluded.version, outbox_depth = excluded.outbox_depth, "
+            "body = excluded.body",
+        )
+
+    def _add_counters(self, counts: dict[str, int]) -> None:
+        self._values(
+            "INSERT INTO counters (name, value)",
+            "(?, ?)",
+            sorted((k, v) for k, v in counts.items() if v),
+            "ON CONFLICT (name) DO UPDATE SET value = counters.value + excluded.value",
+        )
+
+    def add_pos_transactions(self, rows: Sequence[PosRow]) -> tuple[int, int]:
+        def run() -> tuple[int, int]:
+            with self._transaction():
+                new = self._insert_pos(rows)
+                self._add_counters({"stored.pos_csv": new})
+            return new, len(rows) - new
+
+        return self._retry(run)
+
+
+__all__ = ["SqlWriter"]
