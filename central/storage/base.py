@@ -264,7 +264,8 @@ class Storage(abc.ABC):
         end: datetime | None = None,
     ) -> list[SeqGap]:
         """Holes in each device's seq stream (summary, stock and pos messages), limited to
-        gaps whose later message was created in [start, end) when bounds are given."""
+        gaps whose later message was created in [start, end) when bounds are given (the
+        earlier message may be older than `start`: a hole across the start is reported)."""
 
     @abc.abstractmethod
     def dead_letters(self, limit: int = 100) -> list[DeadLetter]:

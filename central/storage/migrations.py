@@ -44,7 +44,7 @@ MIGRATIONS: tuple[Migration, ...] = (
                 timezone TEXT NOT NULL,
                 updated_ts {real} NOT NULL)""",
             # Every summary/stock/pos message ever stored: the msg_id key is the dedupe, the
-            # (device, seq) index serves gap detection.
+            # (device, seq) index serves gap detection (replaced by a covering one in step 2).
             """CREATE TABLE messages (
                 msg_id TEXT PRIMARY KEY,
                 store_id TEXT NOT NULL,
@@ -125,6 +125,17 @@ MIGRATIONS: tuple[Migration, ...] = (
             """CREATE TABLE counters (
                 name TEXT PRIMARY KEY,
                 value BIGINT NOT NULL)""",
+        ),
+    ),
+    Migration(
+        2,
+        "covering index for seq gaps: messages (store_id, device_id, seq, created_ts)",
+        (
+            # Supersedes messages_device_seq (same leading columns). With created_ts in the
+            # index, gap detection never reads the table itself: its rows are in msg_id
+            # (random) order on SQLite, one random page read each when the cache is cold.
+            "DROP INDEX messages_device_seq",
+            "CREATE INDEX messages_device_seq_ts ON messages (store_id, device_id, seq, created_ts)",
         ),
     ),
 )

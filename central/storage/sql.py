@@ -291,27 +291,46 @@ class SqlStorage(SqlWriter, Storage, abc.ABC):
         start: datetime | None = None,
         end: datetime | None = None,
     ) -> list[SeqGap]:
-        inner_where = ""
+        # The window runs only over each device's seq span in the range, widened by one to the
+        # message before it (so a gap across `start` is found), not over its whole history.
+        # The span is taken by seq rather than by created_ts so that a message whose clock was
+        # off (a Pi before NTP) still fills its place in the sequence: the result is exactly
+        # that of the window over all messages. Both steps read only the covering index
+        # messages_device_seq_ts (migration 2): the store's entries once for the spans, then
+        # one seq range per device. The second step is one query per device because
+        # PostgreSQL, given the spans as a join, hashes the whole messages table instead.
+        store_where = ""
         params: list[Any] = []
         if store_id is not None:
-            inner_where = " WHERE store_id = ?"
+            store_where = " AND store_id = ?"
             params.append(store_id)
-        outer = ""
+        time_where = ""
+        time_params: list[Any] = []
         if start is not None:
-            outer += " AND created_ts >= ?"
-            params.append(_ts(start))
+            time_where += " AND created_ts >= ?"
+            time_params.append(_ts(start))
         if end is not None:
-            outer += " AND created_ts < ?"
-            params.append(_ts(end))
-        rows = self._all(
-            "SELECT store_id, device_id, prev_seq, seq, prev_ts, created_ts FROM ("
-            "SELECT store_id, device_id, seq, created_ts, "
-            "LAG(seq) OVER (PARTITION BY store_id, device_id ORDER BY seq) AS prev_seq, "
-            "LAG(created_ts) OVER (PARTITION BY store_id, device_id ORDER BY seq) AS prev_ts "
-            f"FROM messages{inner_where}) t WHERE prev_seq IS NOT NULL AND seq > prev_seq + 1"
-            f"{outer} ORDER BY store_id, device_id, seq",
-            params,
+            time_where += " AND created_ts < ?"
+            time_params.append(_ts(end))
+        spans = self._all(
+            "SELECT s.store_id, s.device_id, COALESCE((SELECT MAX(p.seq) FROM messages p "
+            "WHERE p.store_id = s.store_id AND p.device_id = s.device_id AND p.seq < s.lo), "
+            "s.lo), s.hi FROM (SELECT store_id, device_id, MIN(seq) AS lo, MAX(seq) AS hi "
+            f"FROM messages WHERE 1 = 1{store_where}{time_where} GROUP BY store_id, device_id) s "
+            "ORDER BY s.store_id, s.device_id",
+            [*params, *time_params],
         )
+        rows: list[tuple[Any, ...]] = []
+        for store, device, lo, hi in spans:
+            rows += self._all(
+                "SELECT store_id, device_id, prev_seq, seq, prev_ts, created_ts FROM ("
+                "SELECT store_id, device_id, seq, created_ts, "
+                "LAG(seq) OVER (ORDER BY seq) AS prev_seq, "
+                "LAG(created_ts) OVER (ORDER BY seq) AS prev_ts FROM messages "
+                "WHERE store_id = ? AND device_id = ? AND seq >= ? AND seq <= ?) t "
+                f"WHERE prev_seq IS NOT NULL AND seq > prev_seq + 1{time_where} ORDER BY seq",
+                [store, device, lo, hi, *time_params],
+            )
         return [SeqGap(s, d, int(a), int(b), _dt(ta), _dt(tb)) for s, d, a, b, ta, tb in rows]
 
     def dead_letters(self, limit: int = 100) -> list[DeadLetter]:

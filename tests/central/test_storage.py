@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from central.storage import DeadLetter, PosRow, Received, Storage, open_storage
-from central.storage.migrations import LATEST_VERSION
+from central.storage import sql as sql_module
+from central.storage.migrations import LATEST_VERSION, MIGRATIONS
+from central.storage.sql import SqlStorage
 from edge_agent import wire
 from tests.central.factory import received, stock, summary
 
 T0 = datetime(2026, 3, 28, 23, 30, tzinfo=UTC)
 DAY = timedelta(days=1)
+H = timedelta(hours=1)
 
 
 def test_schema_is_migrated_and_reopen_is_idempotent(storage: Storage) -> None:
@@ -47,6 +53,100 @@ def test_seq_gaps_are_reported_and_close_when_the_late_message_arrives(storage: 
     assert [(g.after_seq, g.before_seq) for g in storage.seq_gaps("s1")] == [(6, 9)]
     assert storage.seq_gaps("other") == []
     assert storage.devices("s1")[0].last_seq == 9
+
+
+def _stamped(seq: int, created: datetime, device: str = "d1", store: str = "s1") -> wire.Summary:
+    s = summary(seq, created - timedelta(hours=1), store=store, device=device, minutes=60)
+    return s.model_copy(update={"created_at": created})
+
+
+def _gaps_by_full_window(msgs: list[wire.Summary], start: datetime, end: datetime) -> set[tuple]:
+    """The definition, computed over every message: holes whose later message is in range."""
+    out = set()
+    streams: dict[tuple[str, str], list[wire.Summary]] = {}
+    for m in msgs:
+        streams.setdefault((m.store_id, m.device_id), []).append(m)
+    for (store, device), ms in streams.items():
+        ms.sort(key=lambda m: m.seq)
+        for a, b in itertools.pairwise(ms):
+            if b.seq > a.seq + 1 and start <= b.created_at < end:
+                out.add((store, device, a.seq, b.seq, a.created_at, b.created_at))
+    return out
+
+
+def test_seq_gaps_in_a_range_read_only_its_span_yet_match_the_full_window(storage: Storage) -> None:
+    start, end = T0 + 6 * H, T0 + 20 * H
+    msgs = [
+        _stamped(s, T0 + s * H)
+        # 4 -> 7 straddles `start`; 11 -> 13 and 15 -> 17 are inside; 19 -> 23 ends after `end`
+        for s in (1, 2, 3, 4, 7, 8, 9, 10, 11, 13, 14, 15, 17, 18, 19, 23, 24)
+    ]
+    # seq 16 was stamped by a clock hours off into the past (a device before NTP): it still
+    # closes the 15 -> 17 hole, as it does for the window over the whole history.
+    msgs.append(_stamped(16, T0 + 5 * H))
+    # a second device, and a device whose only in-range message follows a gap across `start`
+    msgs += [_stamped(s, T0 + s * H, device="d2") for s in (10, 12, 13)]
+    msgs += [_stamped(1, T0, device="d3"), _stamped(5, T0 + 12 * H, device="d3")]
+    msgs.append(_stamped(3, T0 + 12 * H, store="other"))
+    msgs.append(_stamped(1, T0 + 11 * H, store="other"))
+    storage.write_batch(received(*msgs))
+
+    def got(store: str | None, a: datetime | None, b: datetime | None) -> set[tuple]:
+        return {
+            (g.store_id, g.device_id, g.after_seq, g.before_seq, g.after_at, g.before_at)
+            for g in storage.seq_gaps(store, a, b)
+        }
+
+    gaps = storage.seq_gaps("s1", start, end)
+    assert [(g.device_id, g.after_seq, g.before_seq, g.missing) for g in gaps] == [
+        ("d1", 4, 7, 2),
+        ("d1", 11, 13, 1),
+        ("d2", 10, 12, 1),
+        ("d3", 1, 5, 3),
+    ]
+    # The messages before the holes across `start` are outside the range: still found, with
+    # their own times.
+    assert gaps[0].after_at == T0 + 4 * H < start <= gaps[0].before_at == T0 + 7 * H
+    assert gaps[3].after_at == T0 < start
+    s1 = [m for m in msgs if m.store_id == "s1"]
+    for a, b in [(start, end), (start - 2 * H, end), (T0, T0 + 30 * H), (start, T0 + 24 * H)]:
+        assert got("s1", a, b) == _gaps_by_full_window(s1, a, b)
+    everything = _gaps_by_full_window(msgs, T0 - DAY, T0 + DAY)
+    assert got(None, None, None) == everything
+    assert got(None, start, None) == _gaps_by_full_window(msgs, start, T0 + DAY)
+    assert got("other", start, end) == {("other", "d1", 1, 3, T0 + 11 * H, T0 + 12 * H)}
+    assert storage.seq_gaps("s1", T0 + 30 * H, T0 + 40 * H) == []
+
+
+def _message_indexes(st: Storage) -> set[str]:
+    assert isinstance(st, SqlStorage)
+    if st.dialect == "sqlite":
+        sql = "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'messages'"
+    else:
+        sql = "SELECT indexname FROM pg_indexes WHERE tablename = 'messages'"
+    return {str(r[0]) for r in st._all(sql)}
+
+
+def test_a_version_1_database_gets_the_covering_index(
+    storage_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sql_module, "MIGRATIONS", MIGRATIONS[:1])
+    old = open_storage(storage_url)
+    assert old.schema_version() == 1
+    assert "messages_device_seq" in _message_indexes(old)
+    old.write_batch(received(*[_stamped(s, T0 + s * H) for s in (1, 2, 6)]))
+    old.close()
+    monkeypatch.setattr(sql_module, "MIGRATIONS", MIGRATIONS)
+    new = open_storage(storage_url)
+    try:
+        assert new.schema_version() == LATEST_VERSION == 2
+        indexes = _message_indexes(new)
+        assert "messages_device_seq_ts" in indexes
+        assert "messages_device_seq" not in indexes
+        (gap,) = new.seq_gaps("s1", T0 + 3 * H, T0 + 7 * H)
+        assert (gap.after_seq, gap.before_seq) == (2, 6)
+    finally:
+        new.close()
 
 
 def test_rollup_uses_the_local_hour_of_the_store(storage: Storage) -> None:
