@@ -199,7 +199,10 @@ def _doctor(args: argparse.Namespace) -> int:
         for step in steps:
             checks.extend(step(cfg))
         for rc in cfg.readers:
-            ok = Path(rc.port).exists()
+            if rc.is_network:
+                checks.append((f"reader {rc.id}", *_tcp(rc.host or "", rc.tcp_port)))
+                continue
+            ok = Path(rc.serial_path).exists()
             checks.append((f"reader {rc.id}", ok, f"{rc.port} {'present' if ok else 'missing'}"))
         if cfg.mqtt.password_file is not None:
             try:

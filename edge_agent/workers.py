@@ -287,7 +287,8 @@ class CameraWorker(Worker):
 
 
 class ReaderWorker(Worker):
-    """Polls one serial reader; reads and its health go to the aggregator's stock engine."""
+    """Polls one reader (serial or LLRP); reads and its health go to the aggregator's stock
+    engine."""
 
     kind = "reader"
     BATCH_EVERY_S = 0.5
@@ -302,9 +303,9 @@ class ReaderWorker(Worker):
         self._last_put = 0.0
 
     def setup(self) -> None:
-        from rfid.serial_port import SerialReader
+        from rfid.readers import make_reader
 
-        self._reader = SerialReader(self.cfg)
+        self._reader = make_reader(self.cfg)
 
     def step(self) -> None:
         now = time.time()

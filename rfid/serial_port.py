@@ -6,12 +6,10 @@
     engine.set_reader_health(reader.reader_id, reader.state == "connected", now)
     engine.ingest(reads)
 
-Anything that can produce `TagRead`s and say whether it is healthy fits. An LLRP network reader
-(Impinj, Zebra) is added later as another `ReaderSource`: an `LlrpReader` that keeps a TCP
-connection to port 5084, sends ADD/ENABLE/START_ROSPEC on connect, turns each RO_ACCESS_REPORT's
-TagReportData (EPC, AntennaID, PeakRSSI in dBm) into `TagRead`s in `poll(now)`, answers
-KEEPALIVE, and maps a TCP drop to the same "reconnecting" state and backoff as a serial unplug.
-The stock engine only sees `TagRead`s and health flags, so it needs no change for that.
+Anything that can produce `TagRead`s and say whether it is healthy fits: `SerialReader` here,
+`rfid.network_port.LlrpReader` for LLRP network readers (Impinj, Zebra), both built from a
+`ReaderConfig` by `rfid.readers.make_reader`. The stock engine only sees `TagRead`s and health
+flags, so it does not know which kind of reader it is fed by.
 
 No threads here: `poll` reads what is available (waiting at most `read_timeout_s`), writes the
 inventory command when due, and returns the parsed reads. Every I/O error (pyserial's
@@ -61,12 +59,21 @@ class ReaderHealth:
 
 
 class ReaderSource(Protocol):
-    """A source of tag reads with a health state; see the module docstring for LLRP."""
+    """A source of tag reads with a health state (serial or network reader)."""
 
     reader_id: str
+    last_error: str | None
 
     @property
     def state(self) -> ReaderState: ...
+
+    @property
+    def is_open(self) -> bool:
+        """A port or connection is open (or being opened): False while waiting to retry."""
+        ...
+
+    @property
+    def parser(self) -> FrameParser: ...
 
     def poll(self, now: float) -> list[TagRead]: ...
 
@@ -167,7 +174,7 @@ class SerialReader:
     def _open(self, now: float) -> bool:
         try:
             self._ser = serial.Serial(
-                self.cfg.port,
+                self.cfg.serial_path,
                 self.cfg.effective_baud,
                 timeout=self.read_timeout_s,
                 write_timeout=self.write_timeout_s,
