@@ -4,7 +4,8 @@
   honest "unknown" with the raw EPC). Malformed hex: a message on stderr, exit 2.
 * `rfid listen --port PATH --protocol NAME [--baud N] [--json] [--duration S]`: opens a reader
   as the daemon would (polling it if it needs commands) and prints every read live, so the
-  antenna map can be checked before configuring it. With --json, one JSON object per read
+  antenna map can be checked before configuring it. `--protocol llrp --host ADDR [--port N]`
+  does the same with an LLRP network reader, inventorying all of its antennas. With --json, one JSON object per read
   (`{"ts", "epc", "antenna", "rssi", "scheme", "gtin"}`), one per line, by design.
 """
 
@@ -19,11 +20,19 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from rfid.config import DEFAULT_BAUD, SINGLE_ANTENNA_PROTOCOLS, AntennaConfig, ReaderConfig
+from rfid.config import (
+    DEFAULT_BAUD,
+    DEFAULT_LLRP_PORT,
+    NETWORK_PROTOCOLS,
+    SINGLE_ANTENNA_PROTOCOLS,
+    AntennaConfig,
+    ReaderConfig,
+)
 from rfid.epc import EpcError, decode_epc
 from rfid.events import TagRead
+from rfid.network_port import LlrpReader
 from rfid.protocols import PROTOCOLS
-from rfid.serial_port import SerialReader
+from rfid.serial_port import ReaderSource, SerialReader
 
 EX_USAGE = 2
 EX_UNAVAILABLE = 69
@@ -79,12 +88,28 @@ def _read_doc(read: TagRead, describe: _Describer) -> dict[str, Any]:
     }
 
 
+def _open(reader: ReaderSource, cfg: ReaderConfig, start: float) -> list[TagRead]:
+    """First poll(s): a serial port opens at once; an LLRP reader needs a connection, its
+    greeting and five configuration answers, so it is polled until it runs or fails once."""
+    reads = reader.poll(start)
+    if isinstance(reader, LlrpReader):
+        deadline = start + 2 * cfg.connect_timeout_s + 1
+        while reader.state != "connected" and not reader.failed_attempts:
+            now = time.time()
+            if now > deadline:
+                break
+            reads += reader.poll(now)
+    return reads
+
+
 def _listen(args: argparse.Namespace) -> int:
+    network = args.protocol in NETWORK_PROTOCOLS
     antennas = [1] if args.protocol in SINGLE_ANTENNA_PROTOCOLS else [1, 2, 3, 4]
     try:
         cfg = ReaderConfig(
             id="listen",
             port=args.port,
+            host=args.host,
             protocol=args.protocol,
             baud=args.baud,
             address=args.address,
@@ -92,20 +117,31 @@ def _listen(args: argparse.Namespace) -> int:
             antennas={n: AntennaConfig(zone=f"antenna-{n}") for n in antennas},
         )
     except ValidationError as exc:
-        print(f"footfall-agent rfid listen: {exc.errors()[0]['msg']}", file=sys.stderr)
+        msg = str(exc.errors()[0]["msg"]).removeprefix("Value error, ")
+        print(f"footfall-agent rfid listen: {msg}", file=sys.stderr)
         return EX_USAGE
-    reader = SerialReader(cfg)
+    reader: ReaderSource
+    if network:
+        reader = LlrpReader(cfg, antenna_ids=[0])  # 0: every antenna, mapped or not
+        where = f"{cfg.host}:{cfg.tcp_port}"
+        how = f"{args.protocol}, all antennas"
+    else:
+        reader = SerialReader(cfg)
+        where = cfg.serial_path
+        how = f"{args.protocol}, {cfg.effective_baud} baud"
     describe = _Describer()
     start = time.time()
-    reader.poll(start)
-    if not reader.is_open:
+    early = _open(reader, cfg, start)
+    if not reader.is_open or (network and reader.state != "connected"):
+        verb = "connect to" if network else "open"
         print(
-            f"footfall-agent rfid listen: cannot open {args.port}: {reader.last_error}",
+            f"footfall-agent rfid listen: cannot {verb} {where}: {reader.last_error}",
             file=sys.stderr,
         )
+        reader.close()
         return EX_UNAVAILABLE
     print(
-        f"listening on {args.port} ({args.protocol}, {cfg.effective_baud} baud)"
+        f"listening on {where} ({how})"
         + (f" for {args.duration:g} s" if args.duration else "; Ctrl-C stops"),
         file=sys.stderr,
     )
@@ -116,7 +152,8 @@ def _listen(args: argparse.Namespace) -> int:
     try:
         while args.duration is None or time.time() - start < args.duration:
             now = time.time()
-            for read in reader.poll(now):
+            reads, early = early + reader.poll(now), []
+            for read in reads:
                 n_reads += 1
                 tags.add(read.epc)
                 count, seen = per_antenna.get(read.antenna, (0, set()))
@@ -166,8 +203,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     d.set_defaults(func=_decode)
 
     listen = rsub.add_parser("listen", help="open a reader and print its reads live")
-    listen.add_argument("--port", required=True, help="serial port, e.g. /dev/serial/by-id/...")
-    listen.add_argument("--protocol", required=True, choices=sorted(PROTOCOLS))
+    listen.add_argument(
+        "--port",
+        default=None,
+        help="serial port, e.g. /dev/serial/by-id/...; for llrp the TCP port"
+        f" (default {DEFAULT_LLRP_PORT})",
+    )
+    listen.add_argument("--host", default=None, help="llrp: the reader's IP address or name")
+    listen.add_argument(
+        "--protocol", required=True, choices=sorted([*PROTOCOLS, *NETWORK_PROTOCOLS])
+    )
     listen.add_argument(
         "--baud",
         type=int,

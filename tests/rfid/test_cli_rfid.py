@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -125,3 +126,56 @@ def test_listen_missing_port_fails_clearly(tmp_path: Path) -> None:
     res = agent("rfid", "listen", "--port", str(tmp_path / "nope"), "--protocol", "rdm6300")
     assert res.returncode == 69
     assert "cannot open" in res.stderr and os.fspath(tmp_path / "nope") in res.stderr
+
+
+def test_listen_json_against_a_fake_llrp_reader() -> None:
+    from rfid.protocols import llrp
+    from tests.rfid.llrp_sim import FakeLlrpReader
+
+    fake = FakeLlrpReader()
+    tags = [
+        llrp.TagReport("3074257BF7194E4000001A85", 3, -52),
+        llrp.TagReport("E200001D7315016521408FC6", 7, -66),
+    ]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "edge_agent", "rfid", "listen", "--protocol", "llrp",
+         "--host", "127.0.0.1", "--port", str(fake.port), "--json", "--duration", "2"],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline:
+            if fake.running.is_set():
+                fake.send(b"\x00junk" + llrp.build_ro_access_report(fake.next_id(), tags))
+            time.sleep(0.05)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        fake.close()
+    assert proc.returncode == 0, err
+    docs = [json.loads(line) for line in out.splitlines()]
+    assert {(d["epc"], d["antenna"], d["rssi"]) for d in docs} == {
+        ("3074257BF7194E4000001A85", 3, -52),
+        ("E200001D7315016521408FC6", 7, -66),
+    }
+    assert {d["scheme"] for d in docs} == {"sgtin-96", "unknown"}
+    add = next(m for m in fake.received if m.msg_type == llrp.ADD_ROSPEC)
+    assert add.body == llrp.encode_add_rospec(0, 1, [0])[10:]  # antenna 0: all of them
+    assert fake.received[-1].msg_type == llrp.CLOSE_CONNECTION
+    assert f"listening on 127.0.0.1:{fake.port} (llrp, all antennas)" in err
+    assert "reads of 2 tags" in err and "antenna 7: " in err
+
+
+def test_listen_llrp_errors_are_clear() -> None:
+    res = agent("rfid", "listen", "--protocol", "llrp")
+    assert res.returncode == 2
+    assert "rfid listen: protocol llrp is a network reader: set `host`" in res.stderr
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    res = agent("rfid", "listen", "--protocol", "llrp", "--host", "127.0.0.1", "--port", str(port))
+    assert res.returncode == 69
+    assert f"cannot connect to 127.0.0.1:{port}" in res.stderr and "refused" in res.stderr
+    res = agent("rfid", "listen", "--protocol", "m100")
+    assert res.returncode == 2 and "m100 reads a serial port" in res.stderr
