@@ -1,6 +1,6 @@
 """The daemon as a real process: `footfall-agent run` against a real mosquitto.
 
-SIGKILL and restart, SIGTERM within the shutdown budget, sd_notify, failing sources, and the
+SIGKILL and restart, SIGTERM stopping in flow order, sd_notify, failing sources, and the
 `--until-sources-end` path on a PETS09 excerpt.
 """
 
@@ -134,7 +134,7 @@ def read_notify(sock: socket.socket, until: str, timeout_s: float) -> list[str]:
     return got
 
 
-def test_sigterm_stops_within_budget_with_notify_and_failing_sources(
+def test_sigterm_stops_in_flow_order_with_notify_and_failing_sources(
     tmp_path: Path, mosquitto: Mosquitto
 ) -> None:
     # A camera that cannot connect and a reader whose port does not exist: the daemon runs on,
@@ -169,17 +169,36 @@ readers:
     states = {s.id: s.state for s in status.sources}
     assert states["doorcam"] != "connected" and states["shelf"] != "connected"
     assert proc.poll() is None, "failing sources do not stop the daemon"
-    t0 = time.monotonic()
+    signalled_at = time.time()
     proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=SHUTDOWN_BUDGET_S + 5)
-    took = time.monotonic() - t0
+    # The timeout only keeps a hung daemon from hanging the test; how long the stop takes is
+    # not asserted here (timing belongs in the benchmarks), what it did and in which order is.
+    _, err = proc.communicate(timeout=SHUTDOWN_BUDGET_S + 30)
     assert proc.returncode == 0, err[-2000:]
-    assert took < SHUTDOWN_BUDGET_S
     assert any(line.startswith("STOPPING=1") for line in read_notify(sock, "STOPPING=1", 2))
-    # Everything committed was delivered before exit, ending with the partial interval.
-    n = last_seq(tmp_path / "outbox.db")
+    db = tmp_path / "outbox.db"
+    # The outbox was closed cleanly: its WAL was folded back and removed.
+    assert not Path(f"{db}-wal").exists()
+    con = sqlite3.connect(db)
+    try:
+        # The partial interval was flushed in the transaction that cleared its checkpoint.
+        open_interval = con.execute(
+            "SELECT value FROM state WHERE key = 'aggregation.open_interval'"
+        ).fetchone()
+        undelivered = con.execute("SELECT COUNT(*) FROM messages").fetchone()[0]
+    finally:
+        con.close()
+    assert open_interval is None
+    # Everything committed was delivered before exit...
+    assert undelivered == 0
+    n = last_seq(db)
     assert central.wait_for(n, 5) and central.seqs() == list(range(1, n + 1))
+    # ...ending with the partial interval, which covers time after the signal.
+    assert summaries(central)[-1].seq == n
+    assert summaries(central)[-1].interval_end.timestamp() > signalled_at
+    # Offline was said last, after that commit: the offline status echoes its seq.
     assert wait_until(lambda: central.status[-1].state == "offline")
+    assert central.status[-1].seq == n
     central.stop()
 
 
