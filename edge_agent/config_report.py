@@ -6,13 +6,13 @@ offending key (or of its nearest parent when the key is missing) and the key pat
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from edge_agent.config import AgentConfig
 
@@ -123,9 +123,14 @@ def parse_config_text(text: str, file: str, check_resources: bool = False) -> Ag
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
+        # The context mark is where the broken construct began (an unclosed bracket, a key
+        # without its colon); the problem mark is where the parser gave up, often a line or
+        # more later. The technician has to edit the first one.
+        mark = exc.context_mark or exc.problem_mark
         line = mark.line + 1 if mark else 1
         problem = " ".join(p for p in (exc.context, exc.problem) if p)
+        if exc.context_mark and exc.problem_mark and exc.problem_mark.line != exc.context_mark.line:
+            problem += f" (noticed at line {exc.problem_mark.line + 1})"
         raise ConfigError(
             [ConfigIssue(file, line, "<yaml>", f"YAML syntax error: {problem}")]
         ) from None
@@ -149,11 +154,22 @@ def parse_config_text(text: str, file: str, check_resources: bool = False) -> Ag
     except ValidationError as exc:
         for err in exc.errors():
             loc = _clean_loc(err["loc"])
-            issues.append(
-                ConfigIssue(file, _line_for(loc, lines), format_key(loc), _message(dict(err)))
-            )
+            message = _message(dict(err))
+            if isinstance(err.get("input"), bool) and err["type"].startswith(_NUMERIC_ERRORS):
+                # `fps: no` arrives as 0 and fails `> 0`: name the real mistake instead.
+                message = _BOOLEAN_AS_NUMBER
+            issues.append(ConfigIssue(file, _line_for(loc, lines), format_key(loc), message))
         issues.sort(key=lambda i: i.line)
         raise ConfigError(issues) from None
+    for loc in _booleans_taken_as_numbers(data, cfg, ()):
+        issues.append(
+            ConfigIssue(
+                file,
+                _line_for(loc, lines),
+                format_key(loc),
+                _BOOLEAN_AS_NUMBER,
+            )
+        )
     if check_resources:
         for check in _resource_checks():
             for loc, message in check(cfg):
@@ -162,6 +178,34 @@ def parse_config_text(text: str, file: str, check_resources: bool = False) -> Ag
         issues.sort(key=lambda i: i.line)
         raise ConfigError(issues)
     return cfg
+
+
+_BOOLEAN_AS_NUMBER = (
+    "expected a number, got a YAML boolean (yes, no, on, off, true and false are booleans in YAML)"
+)
+_NUMERIC_ERRORS = ("greater_than", "less_than", "multiple_of", "int_", "float_", "finite_number")
+
+
+def _booleans_taken_as_numbers(raw: Any, value: Any, loc: PathKey) -> Iterator[PathKey]:
+    """Where a YAML boolean was silently converted to a number by pydantic's lax mode.
+
+    `fps: yes` would otherwise validate as 1 frame per second. Walking the validated config
+    beside the raw data finds every such field without marking each numeric field strict.
+    """
+    if isinstance(value, BaseModel) and isinstance(raw, dict):
+        for name, field in type(value).model_fields.items():
+            key = field.alias or name
+            if key in raw:
+                yield from _booleans_taken_as_numbers(raw[key], getattr(value, name), (*loc, key))
+    elif isinstance(value, list) and isinstance(raw, list):
+        for i, (raw_item, item) in enumerate(zip(raw, value, strict=False)):
+            yield from _booleans_taken_as_numbers(raw_item, item, (*loc, i))
+    elif isinstance(value, dict) and isinstance(raw, dict):
+        for key, raw_item in raw.items():
+            item = value.get(key, value.get(str(key)))
+            yield from _booleans_taken_as_numbers(raw_item, item, (*loc, str(key)))
+    elif isinstance(raw, bool) and isinstance(value, int | float) and not isinstance(value, bool):
+        yield loc
 
 
 def load_config(path: str | Path, check_resources: bool = False) -> AgentConfig:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -150,3 +153,70 @@ def test_show_redacts_secrets(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert "hunter2" not in out
     doc = json.loads(out)
     assert doc["files"][0]["config"]["mqtt"]["password"] == "***"
+
+
+def test_unclosed_bracket_is_reported_where_it_opens() -> None:
+    text = VALID.replace("[[0, 0], [10, 10]]", "[[0, 0], [10, 10]\n      - id: l2\n")
+    (issue,) = issues(text)
+    # The bracket opens on line 10; the parser only gives up on a later line.
+    assert issue.startswith("agent.yaml:10 <yaml>: YAML syntax error"), issue
+    assert "noticed at line" in issue
+
+
+@pytest.mark.parametrize("word", ["yes", "no", "on", "true"])
+def test_a_yaml_boolean_is_not_taken_as_a_number(word: str) -> None:
+    text = VALID.replace("    source: 0\n", f"    source: 0\n    fps: {word}\n")
+    assert issues(text) == [
+        "agent.yaml:8 cameras[0].fps: expected a number, got a YAML boolean (yes, no, on, off, "
+        "true and false are booleans in YAML)"
+    ]
+
+
+def test_a_boolean_field_still_takes_a_boolean() -> None:
+    cfg = parse_config_text(
+        VALID.replace("    source: 0\n", "    source: 0\n    realtime: no\n"), "a.yaml"
+    )
+    assert cfg.cameras[0].realtime is False
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("setpriv") is None, reason="needs root and setpriv"
+)
+def test_unreadable_models_directory_is_a_config_error_not_a_traceback(models_dir: Path) -> None:
+    # The README's install once made /opt/footfall/models root-only: the service user then got
+    # a PermissionError traceback and exit 1 instead of a config error naming the file.
+    work = Path(tempfile.mkdtemp(prefix="footfall-perm-"))
+    try:
+        work.chmod(0o755)
+        private = work / "models"
+        private.mkdir(mode=0o700)
+        (private / "yolox_nano.onnx").symlink_to(models_dir / "yolox_nano.onnx")
+        cfg = work / "agent.yaml"
+        cfg.write_text(VALID)
+        cfg.chmod(0o644)
+        env = {**os.environ, "FOOTFALL_MODELS_DIR": str(private), "HOME": str(work)}
+        proc = subprocess.run(
+            [
+                "setpriv",
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                sys.executable,
+                "-m",
+                "edge_agent",
+                "check-config",
+                str(cfg),
+            ],
+            check=False,
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        shutil.rmtree(work)
+    assert proc.returncode == EX_CONFIG, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert f"{cfg}:6 cameras[0].model: model 'yolox_nano': cannot read" in proc.stdout
+    assert "Permission denied" in proc.stdout
