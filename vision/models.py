@@ -157,9 +157,22 @@ def resolve_model(name_or_path: str, verify: bool = True) -> ModelSpec:
     """Find, verify and describe a model given by manifest name or by .onnx path.
 
     Raises:
-        ModelError: unknown name, file not found (the message lists where it looked), sha256
-            mismatch, or (for an unlisted file) an output layout footfall cannot decode.
+        ModelError: unknown name, file not found (the message lists where it looked), a file
+            or directory the service user may not read, sha256 mismatch, or (for an unlisted
+            file) an output layout footfall cannot decode.
     """
+    try:
+        return _resolve_model(name_or_path, verify)
+    except OSError as exc:
+        # A models directory installed root-only makes Path.is_file() raise EACCES: the
+        # technician must see which file and why, as a config error, not a traceback.
+        where = f" ({exc.filename})" if exc.filename else ""
+        raise ModelError(
+            f"model {name_or_path!r}: cannot read{where}: {exc.strerror or exc}"
+        ) from exc
+
+
+def _resolve_model(name_or_path: str, verify: bool) -> ModelSpec:
     dirs = model_dirs()
     manifest = load_manifest(dirs)
     if _looks_like_path(name_or_path):
