@@ -56,7 +56,8 @@ def _check_config(args: argparse.Namespace) -> int:
             entry["config"] = redacted_dump(cfg)
         results.append(entry)
         if not args.json:
-            print(f"{path}: OK", file=sys.stderr)
+            # With --show, stdout carries only the YAML so it can be piped to a file.
+            print(f"{path}: OK", file=sys.stderr if args.show else sys.stdout)
             if args.show:
                 print(yaml.safe_dump(redacted_dump(cfg), sort_keys=False), end="")
     if args.json:
