@@ -17,7 +17,7 @@ import queue
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from rfid.config import ReaderConfig
@@ -28,7 +28,7 @@ from vision.events import VisionEvent
 log = logging.getLogger(__name__)
 
 QUEUE_ITEMS = 256
-_RATE_WINDOW_S = 5.0
+RATE_WINDOW_S = 5.0
 _ERROR_BACKOFF_S = (0.5, 30.0)
 
 
@@ -60,19 +60,34 @@ Item = CameraBatch | ReaderBatch | SourceEnded
 
 @dataclass
 class RateMeter:
-    """Events per second over the last few seconds (frames/s, reads/s)."""
+    """Events per second (frames/s, reads/s) over windows of ``RATE_WINDOW_S``; time passed in
+    (monotonic seconds).
 
-    rate_hz: float = 0.0
+    The last full window's rate stands until the window in progress is itself a full window
+    long; from then on the window in progress is what the source is doing now. A window is
+    only closed by an event, so without that rule a source that stopped would report its last
+    rate for ever.
+    """
+
+    since: float  # start of the window in progress
+    _rate_hz: float = 0.0
     _count: int = 0
-    _since: float = field(default_factory=time.monotonic)
 
-    def add(self, n: int = 1) -> None:
+    def add(self, n: int, now: float) -> None:
         self._count += n
-        now = time.monotonic()
-        if now - self._since >= _RATE_WINDOW_S:
-            self.rate_hz = self._count / (now - self._since)
+        elapsed = now - self.since
+        if elapsed >= RATE_WINDOW_S:
+            # Written in this order, a concurrent rate() never sees a zeroed count together
+            # with the old window start.
+            self._rate_hz = self._count / elapsed
+            self.since = now
             self._count = 0
-            self._since = now
+
+    def rate(self, now: float) -> float:
+        elapsed = now - self.since
+        if elapsed >= RATE_WINDOW_S:
+            return self._count / elapsed
+        return self._rate_hz
 
 
 class Worker(threading.Thread):
@@ -177,7 +192,7 @@ class CameraWorker(Worker):
         self.cam = cam
         self.out = out
         self.start_ts = start_ts
-        self.frames = RateMeter()
+        self.frames = RateMeter(since=time.monotonic())
         self.inference_ms: float | None = None
         self.live = False
         self._source: Any = None
@@ -248,8 +263,8 @@ class CameraWorker(Worker):
             return
         result = self._pipeline.process(frame)
         self._last_ts = frame.ts
-        self.frames.add()
         self.last_data_mono = time.monotonic()
+        self.frames.add(1, self.last_data_mono)
         if result.ran_detector:
             ms = result.timings.inference_s * 1000.0
             self.inference_ms = (
@@ -281,7 +296,7 @@ class CameraWorker(Worker):
             for name in ("corrupt", "dropped", "reconnects"):
                 if getattr(counters, name, 0):
                     doc["errors"][f"frames_{name}"] = int(getattr(counters, name))
-        doc["rate_hz"] = round(self.frames.rate_hz, 2)
+        doc["rate_hz"] = round(self.frames.rate(time.monotonic()), 2)
         doc["inference_ms"] = None if self.inference_ms is None else round(self.inference_ms, 1)
         return doc
 
@@ -297,7 +312,7 @@ class ReaderWorker(Worker):
         super().__init__(cfg.id, stop)
         self.cfg = cfg
         self.out = out
-        self.reads = RateMeter()
+        self.reads = RateMeter(since=time.monotonic())
         self._reader: Any = None
         self._pending: list[TagRead] = []
         self._last_put = 0.0
@@ -313,8 +328,8 @@ class ReaderWorker(Worker):
         self.state = self._reader.state
         if reads:
             self._pending.extend(reads)
-            self.reads.add(len(reads))
             self.last_data_mono = time.monotonic()
+            self.reads.add(len(reads), self.last_data_mono)
         if self._pending or now - self._last_put >= self.BATCH_EVERY_S:
             healthy = self.state == "connected"
             self._put(self.out, ReaderBatch(self.cfg.id, now, self._pending, healthy))
@@ -339,6 +354,7 @@ class ReaderWorker(Worker):
 
 __all__ = [
     "QUEUE_ITEMS",
+    "RATE_WINDOW_S",
     "CameraBatch",
     "CameraWorker",
     "Item",
