@@ -10,21 +10,22 @@ Topics: ``footfall/v1/<store>/<device>/<kind>``. See docs/wire-format.md.
 
 from __future__ import annotations
 
+import operator
 import re
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
+    GetPydanticSchema,
     TypeAdapter,
     ValidationError,
-    field_validator,
     model_validator,
 )
+from pydantic_core import core_schema
 
 SCHEMA = "footfall.v1"
 TOPIC_PREFIX = "footfall/v1"
@@ -33,6 +34,8 @@ TOPIC_PREFIX = "footfall/v1"
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
 _ID_RE = re.compile(ID_PATTERN)
 MAX_PAYLOAD_BYTES = 256 * 1024
+_ZERO = timedelta(0)
+_ONE_DAY = timedelta(days=1)
 
 Kind = Literal["summary", "stock", "status", "pos"]
 KINDS: tuple[Kind, ...] = ("summary", "stock", "status", "pos")
@@ -40,6 +43,31 @@ KINDS: tuple[Kind, ...] = ("summary", "stock", "status", "pos")
 Id = Annotated[str, Field(pattern=ID_PATTERN, description="identifier: letters, digits, _ . -")]
 NonNeg = Annotated[int, Field(ge=0)]
 NonNegF = Annotated[float, Field(ge=0)]
+
+
+def _to_utc(v: datetime) -> datetime:
+    return v.astimezone(UTC)
+
+
+# Timestamps are timezone-aware and normalised to UTC. Built in Python, any aware datetime is
+# converted. On the wire (JSON), an offset-0 timestamp ("Z", as `encode` writes them) is taken
+# by pydantic-core alone, with no Python call; only another offset takes the converting branch,
+# and a naive or malformed one fails both. Decoded offset-0 values therefore carry
+# pydantic-core's fixed-offset `TzInfo(0)` rather than `datetime.UTC`: the same instant, the
+# same arithmetic, the same encoding.
+_AWARE_TO_UTC = core_schema.no_info_after_validator_function(
+    _to_utc, core_schema.datetime_schema(tz_constraint="aware")
+)
+_UTC_SCHEMA = core_schema.json_or_python_schema(
+    json_schema=core_schema.union_schema(
+        [core_schema.datetime_schema(tz_constraint=0), _AWARE_TO_UTC],
+        mode="left_to_right",
+        custom_error_type="datetime_utc",
+        custom_error_message="Input should be an ISO 8601 datetime with a timezone (Z for UTC)",
+    ),
+    python_schema=_AWARE_TO_UTC,
+)
+UtcDatetime = Annotated[datetime, GetPydanticSchema(lambda _source, _handler: _UTC_SCHEMA)]
 
 
 class _Strict(BaseModel):
@@ -63,9 +91,12 @@ class DwellHistogram(_Strict):
 
     @model_validator(mode="after")
     def _shape(self) -> DwellHistogram:
-        if len(self.edges_s) != len(self.counts) + 1:
+        edges = self.edges_s
+        if len(edges) != len(self.counts) + 1:
             raise ValueError("edges_s must have exactly one more entry than counts")
-        if any(b <= a for a, b in zip(self.edges_s, self.edges_s[1:], strict=False)):
+        # map() over operator.lt runs the comparison loop in C (this runs for every zone of
+        # every summary central receives).
+        if not all(map(operator.lt, edges, edges[1:])):
             raise ValueError("edges_s must be strictly increasing")
         return self
 
@@ -98,37 +129,28 @@ class _Envelope(_Strict):
     store_id: Id
     device_id: Id
     seq: Annotated[int, Field(ge=1)]
-    created_at: AwareDatetime = Field(default_factory=lambda: datetime.now(UTC))
+    created_at: UtcDatetime = Field(default_factory=lambda: datetime.now(UTC))
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-    @field_validator("created_at")
-    @classmethod
-    def _utc(cls, v: datetime) -> datetime:
-        return v.astimezone(UTC)
 
 
 class Summary(_Envelope):
     """Counts for one aggregation interval of one device. Zero intervals are sent too."""
 
     kind: Literal["summary"] = "summary"
-    interval_start: AwareDatetime
-    interval_end: AwareDatetime
+    interval_start: UtcDatetime
+    interval_end: UtcDatetime
     timezone: str = Field(description="IANA zone of the store, for local-time reports")
     lines: list[LineCount] = Field(default_factory=list)
     zones: list[ZoneStats] = Field(default_factory=list)
     transitions: list[Transition] = Field(default_factory=list)
 
-    @field_validator("interval_start", "interval_end")
-    @classmethod
-    def _utc_interval(cls, v: datetime) -> datetime:
-        return v.astimezone(UTC)
-
     @model_validator(mode="after")
     def _order(self) -> Summary:
-        if self.interval_end <= self.interval_start:
+        length = self.interval_end - self.interval_start
+        if length <= _ZERO:
             raise ValueError("interval_end must be after interval_start")
-        if (self.interval_end - self.interval_start).total_seconds() > 86400:
+        if length > _ONE_DAY:
             raise ValueError("an interval may not exceed one day")
         return self
 
@@ -143,7 +165,7 @@ class StockEventMsg(_Envelope):
 
     kind: Literal["stock"] = "stock"
     event_type: StockEventKind
-    ts: AwareDatetime = Field(description="when the event happened (UTC)")
+    ts: UtcDatetime = Field(description="when the event happened (UTC)")
     reader_id: Id | None = None
     zone: Id = Field(description="zone the item is in (or was in, for item_removed)")
     from_zone: Id | None = Field(default=None, description="previous zone, item_moved only")
@@ -193,13 +215,16 @@ class PosTransaction(_Envelope):
 
     kind: Literal["pos"] = "pos"
     transaction_id: Annotated[str, Field(min_length=1, max_length=128)]
-    ts: AwareDatetime
+    ts: UtcDatetime
     amount: float
     currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] | None = None
 
 
 Message = Annotated[Summary | StockEventMsg | Status | PosTransaction, Field(discriminator="kind")]
 _ADAPTER: TypeAdapter[Summary | StockEventMsg | Status | PosTransaction] = TypeAdapter(Message)
+# The compiled validator itself: decode() runs for every message central receives, and the
+# TypeAdapter method in front of it is a Python-level wrapper with nothing to add here.
+_VALIDATE_JSON = _ADAPTER.validator.validate_json
 
 
 class WireError(ValueError):
@@ -230,7 +255,8 @@ def parse_topic(topic: str) -> tuple[str, str, Kind]:
 
 
 def encode(msg: Summary | StockEventMsg | Status | PosTransaction) -> bytes:
-    return msg.model_dump_json(by_alias=True, exclude_none=True).encode()
+    # The serializer makes bytes; model_dump_json() would decode them to str for us to re-encode.
+    return msg.__pydantic_serializer__.to_json(msg, by_alias=True, exclude_none=True)
 
 
 def decode(
@@ -247,19 +273,20 @@ def decode(
     except UnicodeDecodeError as exc:
         raise WireError(f"payload is not UTF-8: {exc.reason} at byte {exc.start}") from None
     try:
-        msg = _ADAPTER.validate_json(text)
+        msg = _VALIDATE_JSON(text)
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = ".".join(str(p) for p in first["loc"]) or "<root>"
         more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
         raise WireError(f"{loc}: {first['msg']}{more}") from None
-    if topic is not None:
-        store, device, kind = parse_topic(topic)
-        if (store, device, kind) != (msg.store_id, msg.device_id, msg.kind):
-            raise WireError(
-                f"topic {topic!r} does not match payload "
-                f"store={msg.store_id} device={msg.device_id} kind={msg.kind}"
-            )
+    # The payload's ids and kind are validated, so a topic built from them is a valid topic:
+    # parse_topic() is only needed to say what is wrong with one that differs.
+    if topic is not None and topic != f"{TOPIC_PREFIX}/{msg.store_id}/{msg.device_id}/{msg.kind}":
+        parse_topic(topic)
+        raise WireError(
+            f"topic {topic!r} does not match payload "
+            f"store={msg.store_id} device={msg.device_id} kind={msg.kind}"
+        )
     return msg
 
 
