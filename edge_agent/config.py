@@ -11,7 +11,16 @@ from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from rfid.config import ReaderConfig
 from rfid.epc import gtin_check_digit
@@ -168,14 +177,37 @@ class AgentConfig(_Section):
     )
 
     @model_validator(mode="after")
-    def _unique_ids(self) -> AgentConfig:
+    def _consistent(self) -> AgentConfig:
+        # Raised as a ValidationError with each problem's own location, so check-config points
+        # at the offending entry's line instead of the top of the file.
+        issues: list[tuple[tuple[str | int, ...], str, object]] = []
         for kind, ids in (
-            ("camera", [c.id for c in self.cameras]),
-            ("reader", [r.id for r in self.readers]),
+            ("cameras", [c.id for c in self.cameras]),
+            ("readers", [r.id for r in self.readers]),
         ):
-            dup = sorted({i for i in ids if ids.count(i) > 1})
-            if dup:
-                raise ValueError(f"duplicate {kind} id(s): {', '.join(dup)}")
+            first: dict[str, int] = {}
+            for i, ident in enumerate(ids):
+                if ident in first:
+                    issues.append(
+                        (
+                            (kind, i, "id"),
+                            f"duplicate id {ident!r} (already used by {kind}[{first[ident]}])",
+                            ident,
+                        )
+                    )
+                first.setdefault(ident, i)
+        if issues:
+            raise ValidationError.from_exception_data(
+                type(self).__name__,
+                [
+                    {
+                        "type": PydanticCustomError("consistency", message),
+                        "loc": loc,
+                        "input": value,
+                    }
+                    for loc, message, value in issues
+                ],
+            )
         return self
 
 

@@ -220,3 +220,10 @@ def test_unreadable_models_directory_is_a_config_error_not_a_traceback(models_di
     assert "Traceback" not in proc.stderr
     assert f"{cfg}:6 cameras[0].model: model 'yolox_nano': cannot read" in proc.stdout
     assert "Permission denied" in proc.stdout
+
+
+def test_duplicate_ids_point_at_the_second_entry() -> None:
+    text = VALID + "  - id: c1\n    source: 1\n"
+    assert issues(text) == [
+        "agent.yaml:11 cameras[1].id: duplicate id 'c1' (already used by cameras[0])"
+    ]
