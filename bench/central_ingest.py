@@ -13,6 +13,12 @@ histograms (a few non-empty bins), 3 transitions; 1,000 devices in 100 stores.
 
 PostgreSQL runs in a throwaway cluster with default durability (fsync on) unless --pg-url.
 Usage: .venv/bin/python bench/central_ingest.py [--n 20000] [--runs 3] [--json]
+
+--micro instead times only the wire code, in this process, with no broker or database:
+`wire.decode` with its topic, `central.ingest.validate`, and `wire.encode`, in us per
+summary, as wall time and as this thread's CPU time (less disturbed by other processes on a
+shared machine); medians over --runs passes of --n summaries, after one warm-up pass.
+Usage: .venv/bin/python bench/central_ingest.py --micro [--n 5000] [--runs 15] [--json]
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
@@ -160,7 +167,7 @@ def _publisher(port: int, n: int, offset: int, ready: mp.Event, go: mp.Event) ->
     c.loop_stop()
 
 
-def _publish(port: int, n: int, offset: int) -> tuple[mp.Process, Callable[[], float]]:
+def _publish(port: int, n: int, offset: int) -> tuple[BaseProcess, Callable[[], float]]:
     ctx = mp.get_context("spawn")
     ready, go = ctx.Event(), ctx.Event()
     proc = ctx.Process(target=_publisher, args=(port, n, offset, ready, go))
@@ -287,6 +294,31 @@ def bench_e2e_processes(broker: Mosquitto, url: str, n: int, offset: int, k: int
     return Measured(m.wall_s, float("nan"))
 
 
+def micro(n: int, runs: int) -> dict[str, dict[str, float]]:
+    payloads = make_payloads(n)
+    msgs = [wire.decode(p, t) for t, p in payloads]
+    stages: dict[str, Callable[[], object]] = {
+        "decode": lambda: [wire.decode(p, t) for t, p in payloads],
+        "validate": lambda: [validate(t, p) for t, p in payloads],
+        "encode": lambda: [wire.encode(m) for m in msgs],
+    }
+    out = {}
+    for stage, fn in stages.items():
+        fn()  # warm-up: string caches, allocator
+        wall, cpu = [], []
+        for _ in range(runs):
+            c, t = time.thread_time(), time.perf_counter()
+            fn()
+            wall.append((time.perf_counter() - t) / n * 1e6)
+            cpu.append((time.thread_time() - c) / n * 1e6)
+        out[stage] = {
+            "wall_us": round(statistics.median(wall), 1),
+            "cpu_us": round(statistics.median(cpu), 1),
+            "cpu_us_min": round(min(cpu), 1),
+        }
+    return out
+
+
 def _round(x: float) -> int | None:
     return None if math.isnan(x) else round(x)
 
@@ -301,7 +333,20 @@ def main() -> int:
     ap.add_argument(
         "--instances", type=int, default=0, help="also run e2e with this many ingest processes"
     )
+    ap.add_argument("--micro", action="store_true", help="time only the wire code (see above)")
     args = ap.parse_args()
+    if args.micro:
+        load = os.getloadavg()[0]
+        res = micro(args.n, args.runs)
+        load_avg = {"start": round(load, 2), "end": round(os.getloadavg()[0], 2)}
+        if args.json:
+            print(json.dumps({"n": args.n, "runs": args.runs, "load_avg_1m": load_avg, **res}))
+        else:
+            print(f"load average {load_avg}, {args.n} summaries x {args.runs} runs (medians)")
+            for stage, us in res.items():
+                print(f"{stage:10s} {us['wall_us']:6.1f} us wall  {us['cpu_us']:6.1f} us CPU"
+                      f"  (CPU min {us['cpu_us_min']})")  # fmt: skip
+        return 0
 
     tmp = Path(tempfile.mkdtemp(prefix="central-bench-"))
     counter = iter(range(10_000))
