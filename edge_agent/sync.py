@@ -61,6 +61,7 @@ class SyncStats:
     acked: int
     rejected: int
     inflight: int
+    status_inflight: int
     window: int
     last_error: str | None
     session_present: bool | None
@@ -105,7 +106,9 @@ class MqttSync:
         self._acks: queue.SimpleQueue[tuple[int, bool, str]] = queue.SimpleQueue()
         self._inflight: dict[int, int] = {}  # paho mid -> outbox row id
         self._window = mqtt_cfg.max_inflight
-        self._status_mids: set[int] = set()
+        self._status_mids: set[int] = set()  # touched by the sync thread only
+        self._status_out: wire.Status | None = None  # handed over by publish_status()
+        self._status_lock = threading.Lock()
         self._to_mark: list[int] = []
         self._first_mark_at = 0.0
         self._held: dict[int, float] = {}  # row id -> retry time after a rejected PUBACK
@@ -223,6 +226,7 @@ class MqttSync:
             acked=self._acked,
             rejected=self._rejected,
             inflight=len(self._inflight),
+            status_inflight=len(self._status_mids),
             window=self._window,
             last_error=self._last_error,
             session_present=self._session_present,
@@ -296,7 +300,11 @@ class MqttSync:
                 )
             if self._need_birth:
                 self._need_birth = False
-                self.publish_status(self.status_fn("online"))
+                self._send_status(self.status_fn("online"))
+            with self._status_lock:
+                status, self._status_out = self._status_out, None
+            if status is not None:
+                self._send_status(status)
             self._fill_window()
         elif self._state == "connecting":
             if self._refused is not None or now - self._connect_started > self.connect_timeout_s:
@@ -407,12 +415,25 @@ class MqttSync:
                 break
 
     def publish_status(self, status: wire.Status) -> bool:
-        """Publish a retained status now (best effort: only while connected, not stored)."""
+        """Have the sync thread publish a retained status (best effort: only while connected,
+        not stored; a newer status replaces one not sent yet). Returns False when offline.
+
+        Every publish happens on the sync thread, the thread that also matches PUBACKs: a mid
+        is registered before any PUBACK can be looked up. Published from the caller's thread,
+        a fast PUBACK could be handled before its mid was registered, leaving a stale status
+        mid that, once paho's 16-bit mids wrap, would swallow a data row's PUBACK.
+        """
         if not self._connected.is_set():
             return False
+        with self._status_lock:
+            self._status_out = status
+        self._wake.set()
+        return True
+
+    def _send_status(self, status: wire.Status) -> None:
+        """Publish a status now (sync thread only, like every publish that expects a PUBACK)."""
         info = self._client.publish(self.status_topic, wire.encode(status), qos=1, retain=True)
         self._status_mids.add(info.mid)
-        return info.rc == mqtt.MQTT_ERR_SUCCESS
 
     def _shutdown(self) -> None:
         try:

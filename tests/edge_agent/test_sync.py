@@ -428,3 +428,41 @@ def test_the_window_follows_the_brokers_receive_maximum(tmp_path: Path) -> None:
         ob.close()
     finally:
         broker.stop()
+
+
+def test_a_status_puback_that_beats_its_registration_does_not_hijack_a_data_ack(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    # The supervisor thread publishes status while paho's network thread handles PUBACKs: if
+    # the caller loses the CPU right after publish() returns, the PUBACK is handled before the
+    # mid is registered. The sleep below makes that interleaving certain.
+    ob = Outbox(tmp_path / "o.db")
+    sync = MqttSync(mqtt_cfg(mosquitto.port), "store-1", "dev-1", ob).start()
+    assert wait_until(lambda: sync.connected and sync.stats().status_inflight == 0)
+    real_publish = sync._client.publish
+    status_mids: list[int] = []
+
+    def descheduled_after_publish(topic: str, *args: object, **kwargs: object) -> object:
+        info = real_publish(topic, *args, **kwargs)  # type: ignore[arg-type]
+        if topic == sync.status_topic:
+            status_mids.append(info.mid)
+            time.sleep(0.3)
+        return info
+
+    sync._client.publish = descheduled_after_publish  # type: ignore[method-assign]
+    publisher = threading.Thread(
+        target=lambda: [sync.publish_status(sync.status_fn("online")) for _ in range(3)]
+    )
+    publisher.start()
+    publisher.join()
+    assert wait_until(lambda: len(status_mids) >= 1)
+    assert wait_until(lambda: sync.stats().status_inflight == 0), "status acks were matched"
+    # paho's 16-bit mid wraps after 65535 publishes: the next data messages get the mids the
+    # status messages had (set directly here rather than publishing 65535 messages).
+    sync._client._last_mid = min(status_mids) - 1
+    produced = {m.msg_id: m.seq for m in ob.append([summary(i) for i in range(5)])}
+    sync.wake()
+    assert sync.wait_drained(10), f"a data row stayed in flight: {sync.stats()}"
+    assert sync.stats().acked == len(produced)
+    sync.stop(1.0)
+    ob.close()
