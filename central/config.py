@@ -11,6 +11,8 @@ sits in the YAML: it comes from `password_file` or `password_env`. Example:
       password_file: /run/credentials/footfall-central/mqtt
       client_id: central-1        # unique per instance
       group: footfall-central     # instances in one group share the load
+      # protocol: "3.1.1"          # only for a broker without MQTT 5, then also:
+      # shared_subscription: false
     storage:
       url: postgresql://footfall@db.example.com/footfall
     ingest:
@@ -23,7 +25,7 @@ from __future__ import annotations
 import os
 import socket
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -73,6 +75,16 @@ class MqttConfig(_Section):
     topic_filter: str = Field(
         default="footfall/v1/#", description="what to subscribe to (inside $share/<group>/)"
     )
+    protocol: Literal["5", "3.1.1"] = Field(
+        default="5",
+        description='MQTT protocol version: "5" (default) or "3.1.1" for brokers without MQTT 5 '
+        "(3.1.1 has no shared subscriptions: set shared_subscription: false and run one instance)",
+    )
+    shared_subscription: bool = Field(
+        default=True,
+        description="subscribe as $share/<group>/<topic_filter> so instances in one group split "
+        "the stream (needs MQTT 5); false: a plain subscription, for a single instance",
+    )
     keepalive_s: int = Field(default=30, ge=5, le=3600, description="MQTT keepalive")
     session_expiry_s: int = Field(
         default=3600,
@@ -81,7 +93,9 @@ class MqttConfig(_Section):
         "a restarted instance (same client_id) gets what arrived meanwhile. The broker keeps "
         "routing this instance's share of the shared subscription to the offline session "
         "until then (seen with mosquitto 2.0.11): to retire an instance, run it once more with "
-        "session_expiry_s: 0 so it drains its backlog and the broker drops the session",
+        "session_expiry_s: 0 so it drains its backlog and the broker drops the session. "
+        "MQTT 3.1.1 has no expiry: any value above 0 is a persistent session (clean_session "
+        "false) that the broker keeps until its own limit, 0 a clean session",
     )
     receive_maximum: int = Field(
         default=2000,
@@ -93,6 +107,15 @@ class MqttConfig(_Section):
     )
     reconnect_min_s: float = Field(default=1.0, gt=0, description="first reconnect delay")
     reconnect_max_s: float = Field(default=60.0, gt=0, description="longest reconnect delay")
+
+    @model_validator(mode="after")
+    def _protocol(self) -> MqttConfig:
+        if self.protocol == "3.1.1" and self.shared_subscription:
+            raise ValueError(
+                'shared_subscription needs protocol "5" ($share/<group>/... is MQTT 5): with '
+                'protocol "3.1.1" set shared_subscription: false (one instance per broker)'
+            )
+        return self
 
     @model_validator(mode="after")
     def _password(self) -> MqttConfig:

@@ -9,6 +9,12 @@ the broker redelivers, and the dedupe makes the redelivery harmless.
 Subscriptions: `$share/<group>/footfall/v1/#` (instances in one group split the stream) and a
 plain `footfall/v1/+/+/status`, because brokers do not send retained messages to shared
 subscriptions and the retained status is what drives the fleet's online/offline view.
+With `shared_subscription: false` (required on MQTT 3.1.1, which has no `$share`) the filter is
+subscribed plainly, plus the status filter only when the topic filter does not cover it.
+
+Sessions are persistent, so messages published while ingest is down wait at the broker: on
+MQTT 5 with clean_start=False and a session expiry, on 3.1.1 with clean_session=False; both
+keyed by the fixed `client_id`.
 """
 
 from __future__ import annotations
@@ -27,13 +33,24 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from central.config import CentralConfig, IngestConfig
+from central.config import CentralConfig, IngestConfig, MqttConfig
 from central.storage import BatchResult, DeadLetter, Received, Storage, open_storage
 from central.storage.base import Decoded
 from edge_agent.wire import Status, Summary, WireError, decode, parse_topic
 
 log = logging.getLogger("central.ingest")
 STATUS_FILTER = "footfall/v1/+/+/status"
+
+
+def subscriptions(m: MqttConfig) -> list[tuple[str, int]]:
+    """What ingest subscribes to (QoS 1): see the module docstring."""
+    if m.shared_subscription:
+        return [(f"$share/{m.group}/{m.topic_filter}", 1), (STATUS_FILTER, 1)]
+    # A filter that matches the status filter itself (its '+' taken literally) matches every
+    # status topic; subscribing both would deliver each status twice.
+    if mqtt.topic_matches_sub(m.topic_filter, STATUS_FILTER):
+        return [(m.topic_filter, 1)]
+    return [(m.topic_filter, 1), (STATUS_FILTER, 1)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,10 +236,14 @@ class Ingest:
         self.connected = threading.Event()
         self._connection = 0
         m = cfg.mqtt
+        v5 = m.protocol == "5"
         self.client = mqtt.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=m.client_id,
-            protocol=mqtt.MQTTv5,
+            protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
+            # MQTT 5 sets clean_start at connect; 3.1.1 has only clean_session, and no expiry:
+            # session_expiry_s 0 (retire an instance) is its clean session.
+            clean_session=None if v5 else m.session_expiry_s == 0,
             manual_ack=True,
         )
         if m.username:
@@ -258,9 +279,15 @@ class Ingest:
             log.error("broker refused the connection: %s", rc)
             return
         self._connection += 1
-        group = self.cfg.mqtt.group
-        client.subscribe([(f"$share/{group}/{self.cfg.mqtt.topic_filter}", 1), (STATUS_FILTER, 1)])
-        log.info("connected to %s:%s, group %s", self.cfg.mqtt.host, self.cfg.mqtt.port, group)
+        m = self.cfg.mqtt
+        client.subscribe(subscriptions(m))
+        log.info(
+            "connected to %s:%s (MQTT %s), %s",
+            m.host,
+            m.port,
+            m.protocol,
+            f"group {m.group}" if m.shared_subscription else "plain subscription",
+        )
         self.connected.set()
 
     def _on_disconnect(self, client: mqtt.Client, userdata: object, flags: object, rc: object,
@@ -329,13 +356,17 @@ class Ingest:
     # --- lifecycle ------------------------------------------------------------------------
     def start(self) -> Ingest:
         m = self.cfg.mqtt
-        props = Properties(PacketTypes.CONNECT)
-        props.SessionExpiryInterval = m.session_expiry_s
-        props.ReceiveMaximum = m.receive_maximum
         self._thread.start()
-        self.client.connect_async(
-            m.host, m.port, keepalive=m.keepalive_s, clean_start=False, properties=props
-        )
+        if m.protocol == "5":
+            props = Properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = m.session_expiry_s
+            props.ReceiveMaximum = m.receive_maximum
+            self.client.connect_async(
+                m.host, m.port, keepalive=m.keepalive_s, clean_start=False, properties=props
+            )
+        else:
+            # No receive maximum in 3.1.1: the broker's own in-flight limit bounds a batch.
+            self.client.connect_async(m.host, m.port, keepalive=m.keepalive_s)
         self.client.loop_start()
         return self
 
@@ -352,4 +383,12 @@ class Ingest:
         log.info("ingest stopped: %s", self.stats.as_dict())
 
 
-__all__ = ["STATUS_FILTER", "BatchWriter", "Ingest", "IngestStats", "RawMessage", "validate"]
+__all__ = [
+    "STATUS_FILTER",
+    "BatchWriter",
+    "Ingest",
+    "IngestStats",
+    "RawMessage",
+    "subscriptions",
+    "validate",
+]

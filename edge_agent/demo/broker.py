@@ -2,7 +2,8 @@
 
 The broker runs as a child process on a free loopback port and is stopped with the demo. The
 amqtt fallback (the `broker` extra) speaks MQTT 3.1.1 only, and has no shared subscriptions,
-so the demo tells its MQTT clients which protocol to use through `Broker.mqtt_protocol`.
+so the demo tells its MQTT clients which protocol to use through `Broker.mqtt_protocol`, and
+central whether it may subscribe as a group through `Broker.shared_subscriptions`.
 
 `python -m edge_agent.demo.broker PORT` runs the amqtt broker in the foreground (that is how
 the demo starts it, so a crash of the broker cannot take the demo process down).

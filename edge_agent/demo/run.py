@@ -41,7 +41,7 @@ from edge_agent.config import (
     StoreConfig,
 )
 from edge_agent.demo import floor_plan as fp
-from edge_agent.demo.broker import Broker, BrokerError, start_broker
+from edge_agent.demo.broker import Broker, start_broker
 from edge_agent.demo.noisy_detections import NoiseModel, NoisyDetector
 from edge_agent.demo.render import Clip, Renderer
 from edge_agent.demo.rfid_sim import SimulatedChafon288, make_tags
@@ -143,15 +143,15 @@ def _agent_config(opts: DemoOptions, broker: Broker, out_dir: Path, port: str) -
 
 
 def _central_mqtt(broker: Broker) -> CentralMqttConfig:
-    """Central's broker settings. Its ingest speaks MQTT 5 with a shared subscription, which the
-    amqtt fallback (3.1.1 only, no $share) cannot serve: say so instead of hanging."""
-    if not broker.shared_subscriptions:
-        raise BrokerError(
-            f"the {broker.kind} broker speaks MQTT {broker.mqtt_protocol} without shared "
-            "subscriptions, and central's ingest needs MQTT 5: install mosquitto "
-            "(apt-get install mosquitto) or run with --broker mosquitto"
-        )
-    return CentralMqttConfig(host=broker.host, port=broker.port, client_id="footfall-demo-central")
+    """Central's broker settings: the protocol the broker speaks, and a shared subscription
+    only where the broker has them (amqtt has neither MQTT 5 nor $share)."""
+    return CentralMqttConfig(
+        host=broker.host,
+        port=broker.port,
+        client_id="footfall-demo-central",
+        protocol=broker.mqtt_protocol,
+        shared_subscription=broker.shared_subscriptions,
+    )
 
 
 def _opening(opts: DemoOptions) -> datetime:

@@ -32,11 +32,11 @@ def wait_for(cond: Callable[[], bool], timeout_s: float = 30.0) -> None:
 
 
 class Publisher:
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, protocol: int = mqtt.MQTTv5) -> None:
         self.client = mqtt.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=f"edge-{uuid.uuid4().hex[:8]}",
-            protocol=mqtt.MQTTv5,
+            protocol=protocol,
         )
         self.client.max_inflight_messages_set(1000)
         self.client.connect("127.0.0.1", port)
@@ -250,3 +250,56 @@ def test_live_pos_and_stock_kinds(ingest: Ingest, publisher: Publisher) -> None:
             0,
         )
         assert ingest.stats.by_kind == {"pos": 1, "stock": 1}
+
+
+def test_mqtt_311_plain_subscription_keeps_its_session_across_a_restart(
+    mosquitto,  # type: ignore[no-untyped-def]
+    storage_url: str,
+) -> None:
+    """A broker or network that only speaks MQTT 3.1.1 (no $share): one instance, a plain
+    subscription, and a persistent session (clean_session false, fixed client id)."""
+    cfg = CentralConfig(
+        mqtt=MqttConfig(
+            host="127.0.0.1",
+            port=mosquitto.port,
+            client_id="central-311",
+            protocol="3.1.1",
+            shared_subscription=False,
+        ),
+        storage=StorageConfig(url=storage_url),
+        ingest=IngestConfig(batch_max_wait_s=0.05),
+    )
+    pub = Publisher(mosquitto.port, protocol=mqtt.MQTTv311)
+    pub.msg(wire.Status(store_id="s1", device_id="d1", seq=1, state="online")).wait_for_publish(5)
+    first = Ingest(cfg).start()
+    second: Ingest | None = None
+    try:
+        assert first.connected.wait(10)
+        assert first.client.protocol == mqtt.MQTTv311
+        # The retained status arrives through the plain footfall/v1/# subscription, once.
+        wait_for(lambda: first.stats.statuses == 1)
+        for s in range(1, 21):
+            pub.msg(summary(s, T0 + timedelta(minutes=s), lines={"cam/door": (1, 0)}))
+        wait_for(lambda: first.stats.stored == 20)
+        first.stop()
+        # Published while central is down: the broker queues them for its persistent session.
+        for s in range(21, 41):
+            pub.msg(
+                summary(s, T0 + timedelta(minutes=s), lines={"cam/door": (1, 0)})
+            ).wait_for_publish(5)
+        second = Ingest(cfg).start()
+        wait_for(lambda: second is not None and second.stats.stored == 20)
+        assert first.stats.statuses == 1
+        assert first.stats.duplicates + second.stats.duplicates == 0
+        with open_storage(storage_url) as st:
+            assert st.message_count("summary") == 40
+            assert st.seq_gaps("s1") == []
+            total = sum(h.in_count for h in st.footfall_hours("s1", T0, T0 + timedelta(days=1)))
+            assert total == 40
+            assert [d.state for d in st.devices("s1")] == ["online"]
+    finally:
+        if second is not None:
+            second.stop()
+        else:
+            first.stop()
+        pub.close()
