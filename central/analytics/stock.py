@@ -1,8 +1,16 @@
 """Stock from RFID events: counts per product and zone, stock-outs, low stock, lost sales.
 
 - Current count of a (GTIN, zone): the `count` of the latest event that carries one (the edge's
-  stock engine counts, central does not recount); when no event for that pair carries a
-  count, the number of tags whose latest item event puts them in the zone.
+  stock engine counts, central does not recount), plus the net item events of that pair after
+  it: the engine reports a count only when a threshold is crossed (stock_low, stock_out,
+  stock_restored), so a restore at 4 followed by 36 arrivals is 40, not 4. An item event
+  changes a count only when it changes where its tag is: a tag announced again in the zone it
+  is already in (an edge restart) adds nothing, and a removal or move of a tag central never
+  saw arrive takes it from the zone the event names (the engine had counted it there). When no
+  event for the pair carries a count (no threshold crossed yet, or no threshold configured),
+  the count is the number of tags whose latest item event puts them in the zone.
+- Low stock: 0 < count <= threshold, or still inside the engine's hysteresis band (count below
+  threshold + 2) after a stock_low.
 - A stock-out opens at a `stock_out` event and closes at the next event of the same
   (GTIN, zone) that reports a count above zero (normally `stock_restored`).
 - Lost sales estimate (units) = hours the product was out while the store was open (hours
@@ -53,33 +61,68 @@ def stock_outs(events: list[StockEventRow]) -> list[StockOut]:
     return out
 
 
+Pair = tuple[str, str]  # (GTIN, zone)
+ITEM_EVENTS = frozenset({"item_arrived", "item_removed", "item_moved"})
+
+
 def current_counts(events: list[StockEventRow]) -> list[dict[str, Any]]:
-    counted: dict[tuple[str, str], StockEventRow] = {}
-    tag_at: dict[str, StockEventRow] = {}
+    """Count per (GTIN, zone) after an ordered event list (see the module docstring)."""
+    counted: dict[Pair, StockEventRow] = {}
+    since: dict[Pair, int] = defaultdict(int)  # net item changes after the counted event
+    changed_at: dict[Pair, datetime] = {}
+    tag_at: dict[str, Pair] = {}  # where each present tag is
     for e in events:
+        if e.event_type in ITEM_EVENTS and e.epc is not None:
+            gtin = e.gtin or "unknown"
+            prev = tag_at.pop(e.epc, None)
+            if prev is None and e.event_type != "item_arrived":
+                prev = (
+                    gtin,
+                    e.from_zone if e.event_type == "item_moved" and e.from_zone else e.zone,
+                )
+            new = None if e.event_type == "item_removed" else (gtin, e.zone)
+            if new is not None:
+                tag_at[e.epc] = new
+            if prev != new:
+                for pair, delta in ((prev, -1), (new, +1)):
+                    if pair is not None:
+                        since[pair] += delta
+                        changed_at[pair] = e.ts
         if e.gtin is not None and e.count is not None:
+            # The count carried already includes this event's own item change.
             counted[(e.gtin, e.zone)] = e
-        if e.epc is not None:
-            tag_at[e.epc] = e
-    present: dict[tuple[str, str], list[datetime]] = defaultdict(list)
-    for e in tag_at.values():
-        if e.event_type in ("item_arrived", "item_moved"):
-            present[(e.gtin or "unknown", e.zone)].append(e.ts)
+            since[(e.gtin, e.zone)] = 0
+    present: dict[Pair, int] = defaultdict(int)
+    for pair in tag_at.values():
+        present[pair] += 1
     rows = []
     for key in sorted(set(counted) | set(present)):
         if key in counted:
             e = counted[key]
+            net = since[key]
+            as_of = max(e.ts, changed_at.get(key, e.ts))
             rows.append(
-                {"gtin": key[0], "zone": key[1], "count": e.count, "source": "stock_engine",
-                 "as_of": e.ts.isoformat(), "threshold": e.threshold, "last_event": e.event_type}
+                {"gtin": key[0], "zone": key[1], "count": max((e.count or 0) + net, 0),
+                 "source": "stock_engine", "net_items_since": net, "as_of": as_of.isoformat(),
+                 "threshold": e.threshold, "last_event": e.event_type}
             )  # fmt: skip
         else:
-            ts = max(present[key])
             rows.append(
-                {"gtin": key[0], "zone": key[1], "count": len(present[key]), "source": "tags",
-                 "as_of": ts.isoformat(), "threshold": None, "last_event": None}
+                {"gtin": key[0], "zone": key[1], "count": present[key], "source": "tags",
+                 "net_items_since": None, "as_of": changed_at[key].isoformat(),
+                 "threshold": None, "last_event": None}
             )  # fmt: skip
     return rows
+
+
+def _is_low(c: dict[str, Any]) -> bool:
+    count, threshold = c["count"], c["threshold"]
+    if count <= 0:
+        return False
+    if c["last_event"] == "stock_low":
+        # The engine leaves the low state only at threshold + 2 (hysteresis).
+        return threshold is None or count < threshold + 2
+    return threshold is not None and count <= threshold
 
 
 def _open_hours(storage: Storage, store_id: str, start: datetime, end: datetime) -> set[datetime]:
@@ -102,12 +145,7 @@ def stock(storage: Storage, rng: ReportRange, now: datetime | None = None) -> di
     as_of = min(rng.end, now)
     events = storage.stock_events(rng.store_id, None, as_of)
     counts = current_counts(events)
-    low = [
-        c
-        for c in counts
-        if c["last_event"] == "stock_low"
-        or (c["threshold"] is not None and 0 < c["count"] <= c["threshold"])
-    ]
+    low = [c for c in counts if _is_low(c)]
     periods = [
         s for s in stock_outs(events) if s.start < rng.end and (s.end is None or s.end > rng.start)
     ]

@@ -1,0 +1,90 @@
+"""Stock counts after the last threshold event, on both storage backends."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from central.analytics import report_range, stock
+from central.storage import Storage
+from tests.central.factory import received
+from tests.central.factory import stock as stock_msg
+
+G1 = "09506000134352"
+G2 = "09506000134369"
+DAY0 = datetime(2026, 6, 1, tzinfo=UTC)
+
+
+def epc(i: int) -> str:
+    return f"3034{i:020X}"
+
+
+def counts_of(doc: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(c["gtin"], c["zone"]): c for c in doc["counts"]}
+
+
+def test_items_after_the_last_threshold_event_change_the_count(storage: Storage) -> None:
+    t = DAY0 + timedelta(hours=9)
+    seq = iter(range(1, 1000))
+    msgs: list[object] = []
+    # g1 on shelf1: low at 2 (threshold 3), restored at 5 ...
+    msgs.append(stock_msg(next(seq), t, "stock_low", gtin=G1, count=2, threshold=3))
+    msgs.append(stock_msg(next(seq), t + timedelta(minutes=5), "stock_restored", gtin=G1,
+                          count=5, threshold=3))  # fmt: skip
+    # ... then 35 more arrive, 3 are sold and 2 move to shelf2: 5 + 35 - 3 - 2 = 35 on shelf1.
+    for i in range(35):
+        msgs.append(stock_msg(next(seq), t + timedelta(minutes=10, seconds=i), "item_arrived",
+                              gtin=G1, epc=epc(i)))  # fmt: skip
+    for i in range(3):
+        msgs.append(stock_msg(next(seq), t + timedelta(minutes=20, seconds=i), "item_removed",
+                              gtin=G1, epc=epc(i)))  # fmt: skip
+    for i in range(3, 5):
+        msgs.append(stock_msg(next(seq), t + timedelta(minutes=30, seconds=i), "item_moved",
+                              gtin=G1, epc=epc(i), zone="shelf2", from_zone="shelf1"))  # fmt: skip
+    # An item counted before the restore and sold afterwards (central never saw it arrive).
+    msgs.append(stock_msg(next(seq), t + timedelta(minutes=40), "item_removed", gtin=G1,
+                          epc=epc(900)))  # fmt: skip
+    # A tag read again in the zone it is already in (an edge restart re-announces it): no change.
+    msgs.append(stock_msg(next(seq), t + timedelta(minutes=50), "item_arrived", gtin=G1,
+                          epc=epc(10)))  # fmt: skip
+    # g2 on shelf1 has no threshold event at all: four arrive, one leaves -> 3.
+    for i in range(4):
+        msgs.append(stock_msg(next(seq), t + timedelta(minutes=10, seconds=i), "item_arrived",
+                              gtin=G2, epc=epc(100 + i)))  # fmt: skip
+    msgs.append(stock_msg(next(seq), t + timedelta(minutes=15), "item_removed", gtin=G2,
+                          epc=epc(100)))  # fmt: skip
+    storage.write_batch(received(*msgs))
+
+    rng = report_range(storage, "s1", date(2026, 6, 1), date(2026, 6, 1))
+    doc = stock(storage, rng, now=DAY0 + timedelta(hours=12))
+    counts = counts_of(doc)
+    g1 = counts[(G1, "shelf1")]
+    assert g1["count"] == 5 + 35 - 3 - 2 - 1
+    assert g1["source"] == "stock_engine"
+    assert g1["net_items_since"] == 35 - 3 - 2 - 1
+    assert g1["last_event"] == "stock_restored"
+    assert g1["as_of"] == (t + timedelta(minutes=40)).isoformat()
+    # shelf2 never had a threshold event: the two tags that moved there are counted.
+    assert (counts[(G1, "shelf2")]["count"], counts[(G1, "shelf2")]["source"]) == (2, "tags")
+    assert (counts[(G2, "shelf1")]["count"], counts[(G2, "shelf1")]["source"]) == (3, "tags")
+    assert doc["low_stock"] == []
+
+
+def test_low_stock_follows_the_current_count(storage: Storage) -> None:
+    t = DAY0 + timedelta(hours=9)
+    msgs: list[object] = [
+        stock_msg(1, t, "stock_low", gtin=G1, count=2, threshold=3),
+        stock_msg(2, t, "stock_low", gtin=G2, count=3, threshold=3),
+    ]
+    # g1: ten arrive after the low event (12, no longer low although the edge has not yet sent
+    # stock_restored); g2: one arrives (4 = threshold + 1: still low by the edge's hysteresis).
+    msgs += [stock_msg(10 + i, t + timedelta(minutes=1, seconds=i), "item_arrived", gtin=G1,
+                       epc=epc(i)) for i in range(10)]  # fmt: skip
+    msgs.append(stock_msg(30, t + timedelta(minutes=2), "item_arrived", gtin=G2, epc=epc(50)))
+    storage.write_batch(received(*msgs))
+    rng = report_range(storage, "s1", date(2026, 6, 1), date(2026, 6, 1))
+    doc = stock(storage, rng, now=DAY0 + timedelta(hours=12))
+    counts = counts_of(doc)
+    assert counts[(G1, "shelf1")]["count"] == 12
+    assert counts[(G2, "shelf1")]["count"] == 4
+    assert [c["gtin"] for c in doc["low_stock"]] == [G2]
