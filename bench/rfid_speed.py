@@ -3,7 +3,9 @@
 Parsers: a stream of N single-tag frames per protocol (12-byte EPCs; RDM6300 cards), fed in
 4096-byte chunks as a serial read would deliver them, optionally with a fraction of frames
 corrupted and noise bytes between frames. The Chafon 288 multi-tag case (8 tags per response)
-is also reported in reads/s.
+is also reported in reads/s. LLRP: N RO_ACCESS_REPORT messages of one TagReportData each (EPC-96,
+AntennaID, PeakRSSI, FirstSeenTimestampUTC, TagSeenCount: what the client's ROSpec asks for),
+fed in 4096-byte chunks as TCP reads deliver them, and reports of 8 tags in reads/s.
 
 Stock engine: 2,000 SGTIN tags on 8 shelves (2 readers x 4 antennas), each inventory cycle reads
 65 % of the tags on their own shelf plus 30 % cross-reads from each neighbour; reads are
@@ -40,7 +42,7 @@ sys.path.insert(0, str(REPO))
 from rfid.config import SINGLE_ANTENNA_PROTOCOLS, AntennaConfig, ReaderConfig  # noqa: E402
 from rfid.epc import sgtin96_from_gtin  # noqa: E402
 from rfid.events import TagRead  # noqa: E402
-from rfid.protocols import PROTOCOLS, chafon, m100, rdm6300  # noqa: E402
+from rfid.protocols import PROTOCOLS, chafon, llrp, m100, rdm6300  # noqa: E402
 from rfid.stock import StockEngine  # noqa: E402
 
 CHUNK = 4096
@@ -88,6 +90,38 @@ WALL: list[float] = []  # wall-clock seconds of the last timed section, reported
 
 def time_parser(protocol: str, stream: bytes) -> tuple[float, int]:
     parser = PROTOCOLS[protocol].make_parser(reader_cfg(protocol), "r1", 0.2)
+    view = memoryview(stream)
+    n_reads = 0
+    w0, t0 = time.perf_counter(), time.process_time()
+    for i in range(0, len(stream), CHUNK):
+        n_reads += len(parser.feed(view[i : i + CHUNK], 1000.0))
+    WALL.append(time.perf_counter() - w0)
+    return time.process_time() - t0, n_reads
+
+
+def make_llrp_stream(n_reports: int, tags_per_report: int, seed: int = 4) -> bytes:
+    rng = random.Random(seed)
+    epcs = [bytes(rng.randrange(256) for _ in range(12)).hex().upper() for _ in range(500)]
+    out = bytearray()
+    ts_us = 1_750_000_000_000_000
+    for k in range(n_reports):
+        tags = [
+            llrp.TagReport(
+                epcs[(k * tags_per_report + i) % len(epcs)],
+                1 + (k + i) % 4,
+                -40 - (k + i) % 40,
+                ts_us + k * 1000,
+                None,
+                1,
+            )
+            for i in range(tags_per_report)
+        ]
+        out += llrp.build_ro_access_report(k + 1, tags)
+    return bytes(out)
+
+
+def time_llrp(stream: bytes) -> tuple[float, int]:
+    parser = llrp.LlrpParser("r1")
     view = memoryview(stream)
     n_reads = 0
     w0, t0 = time.perf_counter(), time.process_time()
@@ -254,6 +288,22 @@ def main() -> int:
         "max": round(max(rates)),
         "wall_frames_per_s": round(wall),
     }
+    for per_report in (1, 8):
+        stream = make_llrp_stream(args.frames // per_report, per_report)
+
+        def run_llrp(s: bytes = stream) -> tuple[float, int]:
+            return time_llrp(s)
+
+        med, rates, wall = median_rate(run_llrp, args.runs)
+        _, n_reads = time_llrp(stream)
+        assert n_reads == args.frames // per_report * per_report, (per_report, n_reads)
+        name = "llrp (1 tag/report)" if per_report == 1 else "llrp 8 tags/report (reads/s)"
+        parsers[name] = {
+            "frames_per_s": round(med),  # reports/s with one tag each, else reads/s
+            "min": round(min(rates)),
+            "max": round(max(rates)),
+            "wall_frames_per_s": round(wall),
+        }
     results["parsers"] = parsers
 
     cycles = make_cycles(args.tags, args.cycles)
