@@ -149,7 +149,9 @@ def stock(storage: Storage, rng: ReportRange, now: datetime | None = None) -> di
     periods = [
         s for s in stock_outs(events) if s.start < rng.end and (s.end is None or s.end > rng.start)
     ]
-    open_hours = _open_hours(storage, rng.store_id, rng.start - HISTORY, rng.end)
+    # A stock-out that began before the range needs the 28 days before its own start.
+    first = min((s.start for s in periods), default=rng.start)
+    open_hours = _open_hours(storage, rng.store_id, min(first, rng.start) - HISTORY, rng.end)
     removed: dict[str, list[datetime]] = defaultdict(list)
     for e in events:
         if e.event_type == "item_removed" and e.gtin is not None:

@@ -1,4 +1,5 @@
-"""Stock counts after the last threshold event, on both storage backends."""
+"""Stock counts after the last threshold event, and the lost-sales history of stock-outs that
+began before the report range, on both storage backends."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 
 from central.analytics import report_range, stock
 from central.storage import Storage
-from tests.central.factory import received
+from tests.central.factory import received, summary
 from tests.central.factory import stock as stock_msg
 
 G1 = "09506000134352"
@@ -88,3 +89,35 @@ def test_low_stock_follows_the_current_count(storage: Storage) -> None:
     assert counts[(G1, "shelf1")]["count"] == 12
     assert counts[(G2, "shelf1")]["count"] == 4
     assert [c["gtin"] for c in doc["low_stock"]] == [G2]
+
+
+def test_lost_sales_of_a_stock_out_that_began_before_the_range(storage: Storage) -> None:
+    msgs: list[object] = []
+    seq = 0
+    # Open 10:00-14:00 UTC every day (footfall > 0) for 40 days.
+    for d in range(40):
+        for h in range(10, 14):
+            seq += 1
+            msgs.append(summary(seq, DAY0 + timedelta(days=d, hours=h), minutes=60,
+                                lines={"door/main": (5, 5)}))  # fmt: skip
+    # One unit sold per day on days 2..29: the 28 days before the stock-out on day 30 10:00
+    # hold 28 units over 28 x 4 open hours = 0.25 units per open hour.
+    for d in range(2, 30):
+        seq += 1
+        msgs.append(stock_msg(seq, DAY0 + timedelta(days=d, hours=10, minutes=5), "item_removed",
+                              gtin=G1, epc=epc(d)))  # fmt: skip
+    seq += 1
+    out_start = DAY0 + timedelta(days=30, hours=10)
+    msgs.append(stock_msg(seq, out_start, "stock_out", gtin=G1, count=0))
+    storage.write_batch(received(*msgs))
+    # The report covers days 35 and 36 only; the product is still out.
+    rng = report_range(storage, "s1", date(2026, 7, 6), date(2026, 7, 7))
+    assert rng.start == DAY0 + timedelta(days=35)
+    doc = stock(storage, rng, now=DAY0 + timedelta(days=36, hours=20))
+    (out,) = doc["stock_outs"]
+    assert out["start"] == out_start.isoformat()
+    assert out["open"] is True
+    assert out["open_hours_out_in_range"] == 8.0
+    assert out["typical_units_per_open_hour"] == 0.25
+    assert out["lost_units"] == 2.0
+    assert doc["lost_units_estimate"] == 2.0
