@@ -390,7 +390,10 @@ class LlrpParser(FrameParser):
         self.max_message_bytes = max_message_bytes
         self.control: list[LlrpMessage] = []
         self.garbage_run = 0
-        self._later_from = 1  # where the search inside the pending candidate resumes
+        # The search inside a candidate waiting for its end: where new bytes start, and the
+        # plausible headers in it that wait for their own end (offsets from the candidate).
+        self._later_from = 1
+        self._later_waiting: list[tuple[int, int]] = []
 
     @property
     def desynced(self) -> bool:
@@ -405,7 +408,7 @@ class LlrpParser(FrameParser):
         super().reset()
         self.control.clear()
         self.garbage_run = 0
-        self._later_from = 1
+        self._forget_later()
 
     def feed(self, data: bytes | bytearray | memoryview, now: float) -> list[TagRead]:
         out: list[TagRead] = []
@@ -443,19 +446,19 @@ class LlrpParser(FrameParser):
             if not length:
                 self._drop(1)
                 pos += 1
-                self._later_from = 1
+                self._forget_later()
                 continue
             end = pos + length
             if end > n:
                 later = self._later_message(pos, n)
                 if later < 0:
-                    break  # wait for the rest; _later_from now refers to this candidate
+                    break  # wait for the rest; the _later_ state refers to this candidate
                 self._reject("truncated")  # a whole message starts inside it: it was cut off
                 self._drop(later - pos)
                 pos = later
-                self._later_from = 1
+                self._forget_later()
                 continue
-            self._later_from = 1
+            self._forget_later()
             if not self._accept_message(pos, end, now, out):
                 self._reject("bad_payload")
                 self._drop(1)
@@ -469,25 +472,39 @@ class LlrpParser(FrameParser):
     def _later_message(self, start: int, n: int) -> int:
         """Start of the first complete, valid message inside the candidate at `start`, or -1.
 
-        Only new bytes are searched on each call, except positions that held a plausible but
-        still incomplete header: they are looked at again once more bytes have arrived."""
+        Each call searches only the bytes that arrived since the last one, plus the positions
+        that held a plausible header still waiting for its end, so a long message arriving in
+        pieces costs linear time."""
         buf = self._buf
-        first = start + max(1, self._later_from)
-        resume = -1
-        for q in range(first, n - HEADER_LEN + 1):
+        still_waiting: list[tuple[int, int]] = []
+        found = -1
+        for rel, length in self._later_waiting:
+            q = start + rel
+            if found < 0 and q + length <= n:
+                msg_type = _HEADER.unpack_from(buf, q)[0] & 0x3FF
+                if self._valid_body(msg_type, q + HEADER_LEN, q + length):
+                    found = q
+            elif q + length > n:
+                still_waiting.append((rel, length))
+        if found >= 0:
+            return found
+        for q in range(start + self._later_from, n - HEADER_LEN + 1):
             w0, length, _ = _HEADER.unpack_from(buf, q)
             if w0 >> 13 or not _KNOWN[w0 & 0x3FF] or not 1 <= (w0 >> 10) & 7 <= 2:
                 continue
             if not HEADER_LEN <= length <= self.max_message_bytes:
                 continue
             if q + length > n:
-                if resume < 0:
-                    resume = q
-                continue
-            if self._valid_body(w0 & 0x3FF, q + HEADER_LEN, q + length):
+                still_waiting.append((q - start, length))
+            elif self._valid_body(w0 & 0x3FF, q + HEADER_LEN, q + length):
                 return q
-        self._later_from = (resume if resume >= 0 else n - HEADER_LEN + 1) - start
+        self._later_waiting = still_waiting
+        self._later_from = max(1, n - HEADER_LEN + 1 - start)
         return -1
+
+    def _forget_later(self) -> None:
+        self._later_from = 1
+        self._later_waiting = []
 
     def _valid_body(self, msg_type: int, start: int, end: int) -> bool:
         fixed = _FIELD_BYTES[msg_type]
