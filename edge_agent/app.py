@@ -86,7 +86,9 @@ class AggregatorWorker(Worker):
         self.totals: dict[str, Any] = {"lines": {}, "zones": {}}
         self.stock_events = 0
         self.messages = 0
-        self.seqs: list[int] = []
+        # This run's first stored seq: the outbox allocates seqs in order, so this run's
+        # messages are exactly the seqs from here on (the run summary counts them in SQL).
+        self.first_seq: int | None = None
         self._last_checkpoint = 0.0
 
     def setup(self) -> None:
@@ -160,7 +162,8 @@ class AggregatorWorker(Worker):
     def _account(self, stored: list[Any]) -> None:
         for m in stored:
             self.messages += 1
-            self.seqs.append(m.seq)
+            if self.first_seq is None:
+                self.first_seq = m.seq
             if isinstance(m, wire.StockEventMsg):
                 self.stock_events += 1
             elif isinstance(m, wire.Summary):
@@ -176,8 +179,6 @@ class AggregatorWorker(Worker):
                     z["visits"] += d["visits"]
                     z["dwell_count"] += d["dwell_count"]
                     z["occupancy_max"] = max(z["occupancy_max"], d["occupancy_max"])
-        if len(self.seqs) > 100_000:  # only the run summary needs them; bound the memory
-            self.seqs = self.seqs[-100_000:]
 
     def teardown(self) -> None:
         """Sources are stopped: take what they queued last and flush the partial interval."""
@@ -241,7 +242,7 @@ class Agent:
         self._stopped = False
         self.drained = False
         self.undelivered = 0
-        self._dropped_at_start = self.outbox.stats().dropped_total
+        self._dropped_at_start = self.outbox.dropped_total()
         self.dropped_in_run = 0
 
     def _extra(self) -> dict[str, Any]:
@@ -315,7 +316,12 @@ class Agent:
             self.stop_requested.wait(0.5 if wd is None else min(0.5, wd / 4))
 
     def stop(self, drain_timeout_s: float = DRAIN_ON_STOP_S, wait_for_broker: bool = False) -> bool:
-        """Stop in flow order within the budget; True when the outbox was fully delivered."""
+        """Stop in flow order within the budget; True when the outbox was fully delivered.
+
+        `wait_for_broker` is the batch run (`--until-sources-end`): only then is what this run
+        left undelivered counted, for run_summary(). A service stop on SIGTERM counts nothing:
+        its backlog can be the whole outbox cap, and the stop must stay within TimeoutStopSec.
+        """
         if self._stopped:
             return self.drained
         self._stopped = True
@@ -331,9 +337,12 @@ class Agent:
         if self.aggregator.is_alive():
             log.error("the aggregator did not stop in time; its open interval stays checkpointed")
         drained = self.sync.stop(drain_timeout_s, wait_for_broker=wait_for_broker)
-        mine = set(self.aggregator.seqs)
-        self.undelivered = sum(1 for r in self.outbox.pending(10_000_000) if r.seq in mine)
-        self.dropped_in_run = self.outbox.stats().dropped_total - self._dropped_at_start
+        first_seq = self.aggregator.first_seq
+        if wait_for_broker and not drained and first_seq is not None:
+            # A COUNT on the seq index: the backlog's payloads are never loaded.
+            self.undelivered = self.outbox.count_pending(min_seq=first_seq)
+        if wait_for_broker:
+            self.dropped_in_run = self.outbox.dropped_total() - self._dropped_at_start
         self.drained = drained
         self.outbox.close()
         log.info(

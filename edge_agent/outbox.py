@@ -300,6 +300,16 @@ class Outbox:
                 for r in cur.fetchall()
             ]
 
+    def count_pending(self, min_seq: int = 1) -> int:
+        """Undelivered messages with seq >= min_seq, counted on the seq index (no payload is
+        read: cheap even with the whole cap of backlog)."""
+        with self._lock:
+            self._check_open()
+            row = self._db.execute(
+                "SELECT COUNT(*) FROM messages WHERE seq >= ?", (min_seq,)
+            ).fetchone()
+            return int(row[0])
+
     def mark_sent(self, ids: Iterable[int]) -> int:
         """Delete delivered messages (call only for a successful PUBACK). Returns rows deleted."""
         id_list = list(ids)
@@ -377,6 +387,15 @@ class Outbox:
         with self._lock:
             self._check_open()
             return self._meta_get("next_seq", 1) - 1
+
+    def dropped_total(self) -> int:
+        """Messages ever dropped by the caps (all reasons and kinds): meta rows only."""
+        with self._lock:
+            self._check_open()
+            row = self._db.execute(
+                "SELECT COALESCE(SUM(value), 0) FROM meta WHERE key LIKE 'dropped_%'"
+            ).fetchone()
+            return int(row[0])
 
     def delivered_total(self) -> int:
         with self._lock:

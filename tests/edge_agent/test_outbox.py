@@ -79,6 +79,16 @@ def test_pending_skips_in_flight_ids_and_mark_sent_is_idempotent(tmp_path: Path)
         assert ob.depth == 4
 
 
+def test_count_pending_counts_undelivered_rows_from_a_seq_on(tmp_path: Path) -> None:
+    with Outbox(tmp_path / "o.db") as ob:
+        ob.append([summary(i) for i in range(3)])  # seq 1-3: an earlier run's backlog
+        mine = ob.append([summary(i) for i in range(3, 8)])  # seq 4-8
+        assert ob.count_pending(min_seq=mine[0].seq) == 5
+        ob.mark_sent([r.id for r in ob.pending(10) if r.seq in (2, 5, 6)])
+        assert ob.count_pending(min_seq=mine[0].seq) == 3
+        assert ob.count_pending(min_seq=1) == ob.depth == 5
+
+
 def test_state_is_written_in_the_same_transaction_as_messages(tmp_path: Path) -> None:
     with Outbox(tmp_path / "o.db") as ob:
         ob.append([summary()], {"open": "A"})
