@@ -137,7 +137,9 @@ class TagState:
             return timeout
         if p_low >= 1.0:
             p_low = 1.0 - 1e-6
-        window_epochs = math.ceil(math.log(cfg.removal_delta) / math.log(1.0 - p_low))
+        # log1p: for a p_low of order 1e-17, 1.0 - p_low rounds to 1.0 and log() gives a zero
+        # divisor (found by the hypothesis invariants test).
+        window_epochs = math.ceil(math.log(cfg.removal_delta) / math.log1p(-p_low))
         lower = min(cfg.min_absence_s, timeout)
         return min(timeout, max(lower, window_epochs * cfg.epoch_s))
 

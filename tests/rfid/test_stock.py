@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from rfid.config import AntennaConfig, PresenceConfig, ReaderConfig
@@ -243,6 +243,17 @@ step_strategy = st.tuples(
 
 @settings(max_examples=60, deadline=None)
 @given(steps=st.lists(step_strategy, min_size=1, max_size=40))
+# Once divided by log(1.0 - p_low) == 0.0 when the read-rate bound p_low was about 1e-17.
+@example(
+    steps=[
+        (False, [(0, 1, -40.0)], 1),
+        (False, [], 4),
+        (False, [(0, 1, -40.0)], 3),
+        (False, [(0, 1, -40.0)], 8),
+        (False, [(0, 1, -40.0)], 8),
+        (True, [(0, 1, -40.0)], 9),
+    ]
+)
 def test_engine_invariants_under_random_reads_and_outages(steps: list) -> None:
     engine = StockEngine([reader(absence_timeout_s=8.0, min_absence_s=4.0)], {GTIN: 1})
     run = Run(engine)
