@@ -80,7 +80,8 @@ class EpcInfo:
         if self.scheme == "unknown":
             keys += ["header_name"]
         else:
-            keys += ["uri", "tag_uri", "filter", "partition", "company_prefix", "serial"]
+            keys += ["uri", "tag_uri", "filter", "partition", "company_prefix", "reference"]
+            keys += ["serial"]
             keys += {"sgtin-96": ["gtin"], "sscc-96": ["sscc"], "giai-96": ["giai"]}.get(
                 self.scheme, ["grai"]
             )
