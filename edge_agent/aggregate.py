@@ -76,21 +76,25 @@ def _offset_s(tz: ZoneInfo, t: int) -> int:
     return int(off.total_seconds()) if off is not None else 0
 
 
+def _first_change(tz: ZoneInfo, lo: int, hi: int) -> int:
+    """The first second in (lo, hi] whose UTC offset differs from lo's (one change inside)."""
+    off = _offset_s(tz, lo)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if _offset_s(tz, mid) == off:
+            lo = mid
+        else:
+            hi = mid
+    return hi
+
+
 def next_boundary(ts: float, interval_s: int, tz: ZoneInfo) -> float:
     """The first local-time interval boundary (or UTC-offset change) strictly after ts."""
     t = math.floor(ts)
     off = _offset_s(tz, t)
     b = ((t + off) // interval_s + 1) * interval_s - off
     if _offset_s(tz, b) != off:
-        # The offset changes in (t, b]: find the first second with the new offset.
-        lo, hi = t, b
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            if _offset_s(tz, mid) == off:
-                lo = mid
-            else:
-                hi = mid
-        b = hi
+        b = _first_change(tz, t, b)
     return float(b)
 
 
@@ -100,14 +104,8 @@ def interval_start(ts: float, interval_s: int, tz: ZoneInfo) -> float:
     off = _offset_s(tz, t)
     start = ((t + off) // interval_s) * interval_s - off
     if _offset_s(tz, start) != off:
-        lo, hi = start, t
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            if _offset_s(tz, mid) == off:
-                hi = mid
-            else:
-                lo = mid
-        start = hi
+        # The offset changed in (start, t]: the interval starts at that change.
+        start = _first_change(tz, start, t)
     return float(start)
 
 
