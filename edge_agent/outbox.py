@@ -245,10 +245,20 @@ class Outbox:
                         )
                 self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
-                self._recount()
+                self._rollback()
                 raise
             return stored
+
+    def _rollback(self) -> None:
+        """Undo the failed transaction and resync the byte and row counters with the table.
+
+        SQLite itself rolls the transaction back on some errors (SQLITE_FULL: disk full,
+        SQLITE_IOERR): a ROLLBACK then fails with "no transaction is active" and would hide
+        the real error and leave the counters off, so it is issued only when still open.
+        """
+        if self._db.in_transaction:
+            self._db.execute("ROLLBACK")
+        self._recount()
 
     def _flush_rows(self, rows: list[_Row]) -> None:
         if rows:
@@ -335,8 +345,7 @@ class Outbox:
                 self._meta_add("delivered", deleted)
                 self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
-                self._recount()
+                self._rollback()
                 raise
             return deleted
 
@@ -354,8 +363,7 @@ class Outbox:
                 self._delete_rows(rows, reason="age", label=None)
                 self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
-                self._recount()
+                self._rollback()
                 raise
             return len(rows)
 

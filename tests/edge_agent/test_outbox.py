@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import sqlite3
+import string
 import subprocess
 import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from edge_agent import wire
 from edge_agent.outbox import Outbox, stored_bytes
 
 REPO = Path(__file__).resolve().parents[2]
+ALNUM = string.ascii_letters + string.digits
 
 
 def summary(n: int = 0) -> wire.Summary:
@@ -87,6 +92,43 @@ def test_count_pending_counts_undelivered_rows_from_a_seq_on(tmp_path: Path) -> 
         ob.mark_sent([r.id for r in ob.pending(10) if r.seq in (2, 5, 6)])
         assert ob.count_pending(min_seq=mine[0].seq) == 3
         assert ob.count_pending(min_seq=1) == ob.depth == 5
+
+
+def test_a_disk_full_append_raises_the_real_error_and_keeps_the_counters(tmp_path: Path) -> None:
+    rng = random.Random(3)
+    # High-entropy line ids: the stored payload needs a page of its own (an overflow page).
+    big = summary(2).model_copy(
+        update={
+            "lines": [
+                wire.LineCount.model_validate(
+                    {
+                        "camera_id": "c",
+                        "line_id": "".join(rng.choices(ALNUM, k=40)),
+                        "in": 1,
+                        "out": 0,
+                    }
+                )
+                for _ in range(150)
+            ]
+        }
+    )
+    with Outbox(tmp_path / "o.db") as ob:
+        ob.append([summary(1)])
+        before = ob.stats()
+        # The disk is full: SQLite may not grow the file (per-connection limit, so set on the
+        # outbox's own connection). SQLite rolls such a transaction back by itself.
+        with ob._lock:
+            pages = ob._db.execute("PRAGMA page_count").fetchone()[0]
+            ob._db.execute(f"PRAGMA max_page_count = {pages}")
+        with pytest.raises(sqlite3.OperationalError, match="full"):
+            ob.append([big], {"open": "B"})
+        after = ob.stats()
+        assert (after.depth, after.bytes, after.last_seq) == (1, before.bytes, 1)
+        assert ob.get_state("open") is None
+        with ob._lock:
+            ob._db.execute("PRAGMA max_page_count = 1073741823")  # space was freed
+        assert ob.append([big], {"open": "B"})[0].seq == 2
+        assert ob.depth == 2 and ob.get_state("open") == "B"
 
 
 def test_state_is_written_in_the_same_transaction_as_messages(tmp_path: Path) -> None:
