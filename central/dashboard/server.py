@@ -3,6 +3,7 @@
 Loopback by default. On a loopback address it also refuses requests whose ``Host`` header is
 not a loopback name, so a web page elsewhere cannot reach it through DNS rebinding. Requests
 run on their own threads; the storage is not thread-safe, so API calls take turns on a lock.
+`serve` stops on SIGINT or SIGTERM (systemd's stop) and returns, so the caller closes storage.
 """
 
 from __future__ import annotations
@@ -10,12 +11,14 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+import signal
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
+from types import FrameType
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -59,6 +62,7 @@ class DashboardServer(ThreadingHTTPServer):
     ) -> None:
         self.storage = storage
         self.lock = threading.Lock()
+        self.closed = False  # set under `lock` once serving has stopped: storage may be closed
         self.now = now or (lambda: datetime.now(UTC))
         self.db_label = db_label if db_label is not None else _redact(storage.url)
         self.loopback = _is_loopback(address[0])
@@ -138,6 +142,9 @@ class DashboardHandler(BaseHTTPRequestHandler):
         params = dict(parse_qsl(parts.query, keep_blank_values=True))
         try:
             with self.server.lock:
+                if self.server.closed:
+                    self._json(HTTPStatus.SERVICE_UNAVAILABLE, {"error": "shutting down"})
+                    return
                 doc = api.handle(self.server.storage, name, params, self.server.now())
             if name == "stores":
                 doc["db"] = self.server.db_label
@@ -169,17 +176,33 @@ def serve(
     *,
     now: Callable[[], datetime] | None = None,
 ) -> None:
-    """Serve the dashboard until interrupted (Ctrl-C or SIGTERM via KeyboardInterrupt)."""
+    """Serve the dashboard until Ctrl-C or SIGTERM; returns once no request uses `storage`."""
     server = make_server(storage, host, port, now=now)
     if not server.loopback:
         log.warning("dashboard listening on %s: reachable from the network, no login", host)
     log.info("dashboard on %s", server.url)
+
+    def on_sigterm(signum: int, frame: FrameType | None) -> None:
+        log.info("signal %d: stopping", signum)
+        # The handler runs on the thread inside serve_forever, and shutdown() waits for
+        # serve_forever to return: called here it would deadlock.
+        threading.Thread(target=server.shutdown, name="dashboard-stop", daemon=True).start()
+
+    # Python only lets the main thread install handlers (an embedding caller may not be it).
+    installed = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, on_sigterm) if installed else None
     try:
         server.serve_forever(poll_interval=0.5)
     except KeyboardInterrupt:
-        pass
+        log.info("interrupted: stopping")
     finally:
+        if installed:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
         server.server_close()
+        # Request threads are daemons and outlive serve_forever: wait for one that is inside
+        # the storage, and turn later ones away, before the caller closes it.
+        with server.lock:
+            server.closed = True
 
 
 __all__ = ["DashboardServer", "make_server", "serve"]
