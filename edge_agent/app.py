@@ -89,6 +89,11 @@ class AggregatorWorker(Worker):
         # This run's first stored seq: the outbox allocates seqs in order, so this run's
         # messages are exactly the seqs from here on (the run summary counts them in SQL).
         self.first_seq: int | None = None
+        # Messages the aggregator has closed but the outbox failed to store (disk full, an I/O
+        # error): the aggregator has moved on, so these are their only copy. Retried before
+        # anything else is drained; bounded because nothing new is aggregated meanwhile.
+        self.unsaved: list[wire.Summary | wire.StockEventMsg] = []
+        self.append_failures = 0
         self._last_checkpoint = 0.0
 
     def setup(self) -> None:
@@ -99,7 +104,9 @@ class AggregatorWorker(Worker):
             self.engine = StockEngine(self.cfg.readers, thresholds)
         # A crashed run's checkpoint becomes the summary it owed, stored atomically with the
         # new checkpoint so it is never sent twice.
-        recovered = self.agg.recover(self.outbox.get_state(CHECKPOINT_KEY))
+        # After a failed attempt the recovered summary is already among the unsaved messages:
+        # recovering again would send that interval twice.
+        recovered = [] if self.unsaved else self.agg.recover(self.outbox.get_state(CHECKPOINT_KEY))
         if recovered:
             log.info("recovered the open interval of the previous run")
         self._commit(list(recovered), force=True)
@@ -133,6 +140,10 @@ class AggregatorWorker(Worker):
         return out
 
     def step(self) -> None:
+        if self.unsaved:
+            # Raises while the outbox still fails: the worker backs off (up to 30 s) and the
+            # sources wait on their full queues, so what is unsaved cannot grow.
+            self._commit([])
         msgs = self._drain()
         now = time.time()
         if self.engine is not None:
@@ -150,14 +161,32 @@ class AggregatorWorker(Worker):
 
     def _commit(self, msgs: list[wire.Summary | wire.StockEventMsg], force: bool = False) -> None:
         now = time.monotonic()
+        msgs = [*self.unsaved, *msgs]
         if msgs:
-            stored = self.outbox.append(msgs, {CHECKPOINT_KEY: self.agg.checkpoint()})
+            try:
+                stored = self.outbox.append(msgs, {CHECKPOINT_KEY: self.agg.checkpoint()})
+            except Exception as exc:
+                self._keep_unsaved(msgs, exc)
+                raise
+            self.unsaved = []
             self._last_checkpoint = now
             self._account(stored)
             self.sync.wake()
         elif (self.agg.dirty or force) and now - self._last_checkpoint >= CHECKPOINT_EVERY_S:
             self.outbox.set_state(CHECKPOINT_KEY, self.agg.checkpoint())
             self._last_checkpoint = now
+
+    def _keep_unsaved(self, msgs: list[wire.Summary | wire.StockEventMsg], exc: Exception) -> None:
+        self.unsaved = msgs
+        self.append_failures += 1
+        self.agg.dirty = True  # the checkpoint taken for the failed transaction was not stored
+        log.error(
+            "outbox append failed (%s: %s): %d messages kept in memory, retried before anything"
+            " new is aggregated",
+            type(exc).__name__,
+            exc,
+            len(msgs),
+        )
 
     def _account(self, stored: list[Any]) -> None:
         for m in stored:
@@ -182,10 +211,18 @@ class AggregatorWorker(Worker):
 
     def teardown(self) -> None:
         """Sources are stopped: take what they queued last and flush the partial interval."""
-        msgs = self._drain()
+        msgs = [*self.unsaved, *self._drain()]
         end = time.time() if self.mode == "wall" else self.last_ts
         msgs.extend(self.agg.flush(end))
-        stored = self.outbox.append(msgs, {CHECKPOINT_KEY: None})
+        try:
+            stored = self.outbox.append(msgs, {CHECKPOINT_KEY: None})
+        except Exception as exc:
+            # Nothing left to retry with: the last stored checkpoint is recovered at the next
+            # start, so only what came after it is lost.
+            self._keep_unsaved(msgs, exc)
+            log.error("stopping with %d messages the outbox could not store", len(msgs))
+            raise
+        self.unsaved = []
         self._account(stored)
         self.sync.wake()
         self.state = "stopped"
@@ -251,6 +288,8 @@ class Agent:
                 "state": self.aggregator.state,
                 "errors": dict(self.aggregator.errors),
                 "unknown_events": self.aggregator.agg.unknown_events,
+                "unsaved_messages": len(self.aggregator.unsaved),
+                "outbox_append_failures": self.aggregator.append_failures,
             },
             "queues": {k: q.qsize() for k, q in self.queues.items()},
         }
