@@ -284,7 +284,10 @@ class PrefetchSource(_ReadAhead):
         super().__init__(source, depth, name)
 
     def _produce(self) -> object | None:
-        return self.source.read()
+        frame = self.source.read()
+        if frame is not None:
+            frame.image  # noqa: B018 - a deferred JPEG decode must happen here, ahead
+        return frame
 
     def read(self) -> Frame | None:
         return cast(Frame | None, self._get())

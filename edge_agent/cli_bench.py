@@ -111,6 +111,7 @@ def _pass(
         input_size=input_size,
         stretch=detector.stretches_input,
         limit=args.limit,
+        defer_decode=not args.eager_decode,
     )
     pipeline = CameraPipeline(camera, detector)
     feed = None if args.no_prefetch else PreparedFeed(files, pipeline)
@@ -158,6 +159,8 @@ def _pass(
         "cpu_ms_per_frame": 1000.0 * pipe_cpu / max(1, frames),
         "stages_ms": {k: 1000.0 * v / max(1, frames) for k, v in sums.items()},
         "detector_runs": pipeline.detector_runs,
+        "forced_runs": pipeline.forced_runs,
+        "gate_grey_decodes": pipeline.gate.grey_decodes,
         "corrupt_frames": files.counters.corrupt,
         "decode_reduction": files.reduction or 1,
     }
@@ -189,12 +192,23 @@ def _bench(args: argparse.Namespace) -> int:
             return EX_NOINPUT
         assert probe is not None
         lines = args.line or _default_lines(probe.width, probe.height)
+        max_skip_static_s = (
+            args.max_skip_s
+            if args.fixed_skip
+            else args.max_skip_static_s
+            if args.max_skip_static_s is not None
+            else MotionConfig().max_skip_static_s
+        )
         camera = CameraConfig(
             id="bench",
             source=str(frames_dir),
             fps=args.fps,
             model=args.model,
-            motion=MotionConfig(enabled=not args.no_motion, max_skip_s=args.max_skip_s),
+            motion=MotionConfig(
+                enabled=not args.no_motion,
+                max_skip_s=args.max_skip_s,
+                max_skip_static_s=max_skip_static_s,
+            ),
             lines=lines,
         )
         # One untimed pass warms ONNX Runtime's kernels and the page cache of the frames.
@@ -214,6 +228,8 @@ def _bench(args: argparse.Namespace) -> int:
         "threads": args.threads,
         "motion_gating": not args.no_motion,
         "max_skip_s": args.max_skip_s,
+        "max_skip_static_s": camera.motion.max_skip_static_s,
+        "deferred_decode": not args.eager_decode,
         "decode_reduction": runs[0]["decode_reduction"],
         # With prefetch, decode/gate/preprocess run on the reader thread, off the critical path:
         # their stage times are real work but do not add to the time per frame.
@@ -227,6 +243,10 @@ def _bench(args: argparse.Namespace) -> int:
         ),
         "cpu_ms_per_frame": statistics.median(r["cpu_ms_per_frame"] for r in runs),
         "detector_runs": runs[0]["detector_runs"],
+        # detections the gate forced on a static scene, and frames it judged from a reduced
+        # greyscale decode (all but the forced ones were never decoded in colour)
+        "forced_runs": runs[0]["forced_runs"],
+        "gate_grey_decodes": runs[0]["gate_grey_decodes"],
         "corrupt_frames": runs[0]["corrupt_frames"],
         # includes the pre-made ceiling tensors (CEILING_TENSORS x 4 bytes x input pixels x 3)
         "peak_rss_mb": _peak_rss_mb(),
@@ -364,6 +384,28 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         type=float,
         default=MotionConfig().max_skip_s,
         help="with gating: run the detector at least this often on a static scene",
+    )
+    b.add_argument(
+        "--max-skip-static-s",
+        type=float,
+        default=None,
+        help=(
+            "with gating: longest forced-detection interval while forced detections find "
+            f"nothing new (default {MotionConfig().max_skip_static_s:g})"
+        ),
+    )
+    b.add_argument(
+        "--fixed-skip",
+        action="store_true",
+        help="with gating: force a detection every --max-skip-s, never longer (the old policy)",
+    )
+    b.add_argument(
+        "--eager-decode",
+        action="store_true",
+        help=(
+            "decode every JPEG in colour when it is read (default: the colour decode waits "
+            "until the detector needs it; the gate uses a reduced greyscale decode)"
+        ),
     )
     b.add_argument(
         "--static",

@@ -86,7 +86,7 @@ class DetectorConfig(_Section):
 
 class MotionConfig(_Section):
     enabled: bool = Field(
-        default=True, description="skip inference while nothing moves (tracker coasts)"
+        default=True, description="skip inference while nothing moves (tracks are held)"
     )
     threshold: float = Field(
         default=0.002,
@@ -96,6 +96,15 @@ class MotionConfig(_Section):
     )
     max_skip_s: float = Field(
         default=2.0, ge=0, description="run the detector at least this often even when static"
+    )
+    max_skip_static_s: float = Field(
+        default=8.0,
+        ge=0,
+        description=(
+            "while forced detections keep finding the same people in the same places, the "
+            "interval between them doubles from max_skip_s up to this; motion or any change "
+            "resets it (set it to max_skip_s to keep a fixed interval)"
+        ),
     )
 
 

@@ -3,6 +3,10 @@
 Composes the motion gate, the detector, the tracker, the line counter and the zone counter.
 Pure and single-threaded: the caller passes frames (with their timestamps) and gets a
 FrameResult back, with the time each stage took so the bench can attribute it.
+
+On a frame the gate skips, the tracks of the last detection are held (not moved) and counted
+again; after a forced detection the pipeline tells the gate whether it found anything new, so
+a scene that stays the same is re-checked less and less often (MotionGate.confirm_forced).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from vision.counting import LineCounter
 from vision.detections import Detections
 from vision.detector import Detector, Preprocessor
 from vision.events import VisionEvent
-from vision.motion import MotionGate
+from vision.motion import GateReason, MotionGate
 from vision.source import Frame
 from vision.tracker import ByteTracker
 from vision.zones import ZoneCounter
@@ -58,6 +62,7 @@ class PreparedFrame:
     meta: Any
     gate_s: float
     preprocess_s: float
+    gate_reason: GateReason | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +74,11 @@ class FrameResult:
     events: list[VisionEvent] = field(default_factory=list)
     ran_detector: bool = False
     timings: StageTimings = field(default_factory=StageTimings)
+
+
+# A forced detection "confirms" a static scene when every confirmed person is found again
+# within this fraction of their box height of where the coasting tracker had them.
+STATIC_DRIFT_H = 0.05
 
 
 class CameraPipeline:
@@ -89,6 +99,8 @@ class CameraPipeline:
         self.zones = ZoneCounter(camera.id, camera.zones, camera.anchor)
         self.frames = 0
         self.detector_runs = 0
+        self.forced_runs = 0
+        self._last_tracks = Detections.empty()
 
     def prepare(self, frame: Frame, preprocessor: Preprocessor | None = None) -> PreparedFrame:
         """The gate decision and, when the detector will run, the input tensor.
@@ -101,14 +113,17 @@ class CameraPipeline:
         if self.detector is None:
             raise RuntimeError("this pipeline has no detector: use process_detections()")
         t0 = time.perf_counter()
-        run = self.gate.should_detect(frame.image, frame.ts)
+        # gate_s includes the decode the gate needs (reduced grey, or colour when the last
+        # frame ran the detector); preprocess_s a colour decode the gate did not need.
+        run = self.gate.check(frame)
+        reason = self.gate.last_reason
         t1 = time.perf_counter()
         if not run:
-            return PreparedFrame(frame, False, None, None, t1 - t0, 0.0)
+            return PreparedFrame(frame, False, None, None, t1 - t0, 0.0, reason)
         prep = preprocessor if preprocessor is not None else self.detector.preprocess
         tensor, meta = prep(frame.image, frame.scale)
         t2 = time.perf_counter()
-        return PreparedFrame(frame, True, tensor, meta, t1 - t0, t2 - t1)
+        return PreparedFrame(frame, True, tensor, meta, t1 - t0, t2 - t1, reason)
 
     def process(self, frame: Frame) -> FrameResult:
         """Run one frame through gate, detector, tracker and counters."""
@@ -121,11 +136,17 @@ class CameraPipeline:
         frame = prepared.frame
         if not prepared.run_detector or prepared.tensor is None:
             t1 = time.perf_counter()
-            tracks = self.tracker.coast(frame.ts)
+            # The gate saw no change since the last detection, so people are where that
+            # detection put them: report those tracks as they were and leave the tracker
+            # alone (its next update predicts over the whole gap). Coasting them on their
+            # Kalman velocities instead moved people who had stopped walking by up to 135 px
+            # in 2 s and counted crossings they never made (tests/vision/test_pipeline.py).
+            tracks = self._last_tracks
             t2 = time.perf_counter()
             events = self._count(tracks, frame.ts, frame.index)
             t3 = time.perf_counter()
             self.frames += 1
+            self._last_tracks = tracks
             timings = StageTimings(gate_s=prepared.gate_s, track_s=t2 - t1, count_s=t3 - t2)
             return FrameResult(
                 frame.index, frame.ts, Detections.empty(), tracks, events, False, timings
@@ -135,8 +156,17 @@ class CameraPipeline:
         t3 = time.perf_counter()
         detections = self.detector.postprocess(outputs, prepared.meta)
         t4 = time.perf_counter()
+        before, held = self._last_tracks, self.tracker.live_track_count
         result = self._track_and_count(detections, frame.ts, frame.index)
         self.detector_runs += 1
+        if prepared.gate_reason == "forced":
+            self.forced_runs += 1
+            # a new (still tentative) or expired track changes the count even when the
+            # confirmed ones are all found again
+            unchanged = held == self.tracker.live_track_count and self._unchanged(
+                before, result.tracks
+            )
+            self.gate.confirm_forced(frame.ts, unchanged)
         timings = StageTimings(
             gate_s=prepared.gate_s,
             preprocess_s=prepared.preprocess_s,
@@ -166,8 +196,31 @@ class CameraPipeline:
         events = self._count(tracks, ts, frame_index)
         t2 = time.perf_counter()
         self.frames += 1
+        self._last_tracks = tracks
         timings = StageTimings(track_s=t1 - t0, count_s=t2 - t1)
         return FrameResult(frame_index, ts, dets, tracks, events, True, timings)
+
+    def _unchanged(self, before: Detections, after: Detections) -> bool:
+        """True when `after` (tracks matched by a forced detection) has exactly the confirmed
+        ids of `before` (the coasted tracks of the frame before), each within STATIC_DRIFT_H
+        box heights of where it was coasted to: the detector found nothing the tracker did
+        not already know, and coasting has not drifted."""
+        ids_before = before.track_ids.tolist()
+        ids_after = after.track_ids.tolist()
+        if sorted(ids_before) != sorted(ids_after):
+            return False
+        if not ids_after:
+            return True
+        order_before = np.argsort(before.track_ids)
+        order_after = np.argsort(after.track_ids)
+        moved = np.hypot(
+            *(
+                before.anchors(self.camera.anchor)[order_before]
+                - after.anchors(self.camera.anchor)[order_after]
+            ).T
+        )
+        heights = (after.xyxy[:, 3] - after.xyxy[:, 1])[order_after]
+        return bool(np.all(moved <= STATIC_DRIFT_H * heights))
 
     def _count(self, tracks: Detections, ts: float, frame_index: int) -> list[VisionEvent]:
         events: list[VisionEvent] = []

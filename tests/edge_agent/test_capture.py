@@ -193,7 +193,10 @@ def test_grab_one_reads_a_frame_and_reports_a_dead_source(camera: MjpegCamera) -
 def test_prefetch_source_yields_the_same_frames_in_order(pets_footage: Path) -> None:
     direct = [f.index for f in ImageDirSource(pets_footage / "img1", 7.0, limit=12)]
     ahead = PrefetchSource(ImageDirSource(pets_footage / "img1", 7.0, limit=12), depth=2)
-    got = [f.index for f in iter(ahead.read, None)]
+    frames = list(iter(ahead.read, None))
+    got = [f.index for f in frames]
+    # the JPEGs' deferred colour decode happened on the reader thread, ahead of the consumer
+    assert all(f.decoded for f in frames)
     assert got == direct == list(range(1, 13))
     assert ahead.read() is None  # the end is sticky
     assert ahead.state == "ended" and ahead.counters.frames == 12

@@ -86,6 +86,10 @@ def test_bench_static_scene_runs_the_detector_only_when_forced(pets_footage: Pat
     doc = json.loads(proc.stdout)
     assert doc["static_scene"] and doc["frames"] == 20
     assert doc["detector_runs"] == 2  # 20 frames at 7 fps: t=0 and the forced run at 2 s
+    assert doc["forced_runs"] == 1 and doc["deferred_decode"]
+    # The gate looks at the frame after each detection in colour (frames 2 and 16, as the
+    # detector probably runs again), at all others in greyscale, forced frame 15 included.
+    assert doc["gate_grey_decodes"] == 20 - 1 - 2
 
 
 def test_bench_human_table_and_bad_input(pets_footage: Path, tmp_path: Path) -> None:

@@ -112,7 +112,7 @@ def test_static_frames_skip_the_detector_and_coast(
         result = pipeline.process(Frame(still.image, still.ts + k / 7, still.index + k))
         assert not result.ran_detector
         assert result.timings.inference_s == 0.0 and len(result.detections) == 0
-        # the tracker coasts: the same people, no new ids
+        # the tracks of the last detection are held: the same people, no new ids
         assert set(result.tracks.track_ids) <= set(moving.tracks.track_ids)
     assert pipeline.detector_runs == runs
     assert pipeline.gate.skipped == 5
@@ -161,3 +161,103 @@ def test_fake_detector_returns_canned_boxes() -> None:
     assert len(fake.detect(image)) == 0
     second = fake.detect(image)
     assert isinstance(second, Detections) and second.xyxy.tolist() == [[1, 2, 3, 4]]
+
+
+def test_standing_people_keep_their_ids_while_forced_detections_back_off(
+    pets_footage: Path, detector: OnnxDetector
+) -> None:
+    # The first PETS09 frame held for a minute: people standing still, nothing else.
+    first = next(iter(ImageDirSource(pets_footage / "img1", 7.0, limit=1)))
+    cam = camera(motion=True)
+    assert cam.motion.max_skip_s == 2.0 and cam.motion.max_skip_static_s == 8.0
+    pipeline = CameraPipeline(cam, detector)
+    ran_at = []
+    ids_seen = []
+    events = []
+    for k in range(7 * 60):
+        result = pipeline.process(Frame(first.image, k / 7, k + 1))
+        events += [e for e in result.events if isinstance(e, CrossingEvent)]
+        if result.ran_detector:
+            ran_at.append(round(k / 7, 2))
+        if k >= 7 * 2:  # tracks are confirmed by the second detection
+            ids_seen.append(tuple(sorted(result.tracks.track_ids.tolist())))
+    # nobody is lost or re-identified: the same ids on every frame after confirmation
+    assert len(set(ids_seen)) == 1 and len(ids_seen[0]) >= 3
+    assert not events
+    # t=0, forced at 2 (confirms the tracks), then 2, 4 and 8 s apart
+    assert ran_at[:6] == [0.0, 2.0, 4.0, 8.0, 16.0, 24.0]
+    assert len(ran_at) == 10  # against 30 with a fixed 2 s interval
+    assert pipeline.gate.forced_interval_s == 8.0
+    assert pipeline.forced_runs == len(ran_at) - 1
+
+
+def test_skipped_frames_hold_the_tracks_of_the_last_detection(
+    pets_footage: Path, detector: OnnxDetector
+) -> None:
+    # People walk for 3 s and the picture freezes: they stop dead. A line 60 px ahead of the
+    # walker at x=460 (heading left at 70 px/s) must not be crossed while they stand.
+    frames = list(ImageDirSource(pets_footage / "img1", 7.0, limit=21))
+    cam = CameraConfig.model_validate(
+        {
+            "id": "pets",
+            "source": "unused",
+            "fps": 7,
+            "lines": [{"id": "ahead", "points": [[400, 200], [400, 450]]}],
+            "detector": {"threads": 1},
+        }
+    )
+    pipeline = CameraPipeline(cam, detector)
+    for frame in frames:
+        last = pipeline.process(frame)
+    xs = np.round(last.tracks.anchors()[:, 0])
+    walker = [int(t) for t, x in zip(last.tracks.track_ids, xs, strict=True) if x == 460]
+    assert len(walker) == 1
+    still = frames[-1]
+    crossings = []
+    for k in range(1, 7 * 10):
+        result = pipeline.process(Frame(still.image, still.ts + k / 7, still.index + k))
+        crossings += [e for e in result.events if isinstance(e, CrossingEvent)]
+        if result.ran_detector:
+            last = result
+            continue
+        # a skipped frame repeats the last detection's tracks exactly: nobody moves on it
+        np.testing.assert_array_equal(result.tracks.xyxy, last.tracks.xyxy)
+        assert result.tracks.track_ids.tolist() == last.tracks.track_ids.tolist()
+    # The walker stands 60 px before the line and is not counted (coasting on the Kalman
+    # velocity carried the box across it 1.1 s after the stop).
+    assert not [e for e in crossings if e.track_id == walker[0]]
+
+
+def test_a_static_jpeg_directory_is_never_decoded_in_colour_when_skipped(
+    pets_footage: Path, detector: OnnxDetector, tmp_path: Path
+) -> None:
+    # frames 1..14 of PETS09, then frame 14 repeated for 4 s, then frames 15..30 again
+    numbers = list(range(1, 15)) + [14] * 28 + list(range(15, 31))
+    frames_dir = tmp_path / "img1"
+    frames_dir.mkdir()
+    for i, n in enumerate(numbers, start=1):
+        (frames_dir / f"{i:06d}.jpg").symlink_to(pets_footage / "img1" / f"{n:06d}.jpg")
+    results = []
+    seen = []
+    pipeline = CameraPipeline(camera(motion=True), detector)
+    for frame in ImageDirSource(frames_dir, 7.0, input_size=detector.input_size):
+        results.append(pipeline.process(frame))
+        seen.append(frame)
+    skipped = [f for f, r in zip(seen, results, strict=True) if not r.ran_detector]
+    assert len(skipped) >= 24
+    # only the frame right after a detection is decoded in colour by the gate
+    colour = [f for f in skipped if f.decoded]
+    assert len(colour) <= 3, [f.index for f in colour]
+    # the first moving frame after the pause runs the detector
+    assert results[42].ran_detector
+    # the same events as decoding every frame in colour up front
+    eager = CameraPipeline(camera(motion=True), detector)
+    expected = [
+        eager.process(f)
+        for f in ImageDirSource(frames_dir, 7.0, input_size=detector.input_size, defer_decode=False)
+    ]
+    assert [r.ran_detector for r in results] == [r.ran_detector for r in expected]
+    assert [r.tracks.track_ids.tolist() for r in results] == [
+        r.tracks.track_ids.tolist() for r in expected
+    ]
+    assert [e for r in results for e in r.events] == [e for r in expected for e in r.events]

@@ -13,6 +13,7 @@ from vision.source import (
     ImageDirSource,
     SourceError,
     VideoFileSource,
+    jpeg_size,
     open_capture,
     open_file_source,
     reduction_for,
@@ -148,3 +149,50 @@ def test_open_capture_reports_what_it_could_not_open() -> None:
         open_capture("http://127.0.0.1:9/x.mjpg", open_timeout_s=1.0, read_timeout_s=1.0)
     with pytest.raises(SourceError, match="cannot open /dev/video99"):
         open_capture("/dev/video99")
+
+
+def test_jpeg_frames_defer_the_colour_decode(excerpt: Path) -> None:
+    source = ImageDirSource(excerpt, fps=7.0, input_size=(416, 416))
+    frames = list(source)
+    # the same frames and corrupt-file handling as the eager path: headers are checked in read()
+    assert [f.index for f in frames] == [11, 12, 14, 16]
+    assert source.counters.corrupt == 2
+    assert not any(f.decoded for f in frames)
+    assert all((f.width, f.height) == (768, 576) and f.scale == 2.0 for f in frames)
+    reduced = frames[0].reduced_grey(4)
+    assert reduced is not None
+    grey, factor = reduced
+    assert factor == 4 and grey.shape == (144, 192)
+    assert not frames[0].decoded  # the grey picture did not need the colour one
+    eager = ImageDirSource(excerpt, fps=7.0, input_size=(416, 416), defer_decode=False)
+    for deferred, decoded in zip(frames, eager, strict=True):
+        assert decoded.decoded
+        np.testing.assert_array_equal(deferred.image, decoded.image)
+        assert deferred.decoded and deferred.reduced_grey(4) is None
+
+
+def test_jpeg_size_reads_headers_only(pets_footage: Path) -> None:
+    data = (pets_footage / "img1" / "000001.jpg").read_bytes()
+    assert jpeg_size(data) == (768, 576)
+    assert jpeg_size(data[:200]) is None  # cut before the start of scan
+    assert jpeg_size(b"\xff\xd8\xff\xe0 this is not a jpeg") is None
+    assert jpeg_size(b"") is None
+    ok, png = cv2.imencode(".png", np.zeros((8, 8, 3), np.uint8))
+    assert ok and jpeg_size(png.tobytes()) is None
+
+
+def test_undecodable_jpeg_data_becomes_a_grey_frame_and_counts(
+    pets_footage: Path, tmp_path: Path
+) -> None:
+    data = bytearray((pets_footage / "img1" / "000001.jpg").read_bytes())
+    # A Huffman table whose code counts add up to more than 256 codes: the headers still
+    # parse (jpeg_size finds SOF and SOS) but libjpeg refuses to decode the picture.
+    dht = data.index(b"\xff\xc4")
+    data[dht + 5 : dht + 21] = bytes([255] * 16)
+    (tmp_path / "000001.jpg").write_bytes(bytes(data))
+    source = ImageDirSource(tmp_path, fps=7.0, input_size=(416, 416))
+    frame = source.read()
+    assert frame is not None and source.counters.corrupt == 0
+    image = frame.image  # never raises: the failed decode is a uniform grey picture
+    assert image.shape == (288, 384, 3) and int(image.min()) == int(image.max()) == 128
+    assert source.counters.corrupt == 1 and "000001.jpg" in source.counters.last_error
