@@ -34,6 +34,7 @@ from edge_agent.workers import (
     ReaderWorker,
     SourceEnded,
     Worker,
+    reader_silent_after_s,
 )
 
 log = logging.getLogger(__name__)
@@ -94,6 +95,11 @@ class AggregatorWorker(Worker):
         # anything else is drained; bounded because nothing new is aggregated meanwhile.
         self.unsaved: list[wire.Summary | wire.StockEventMsg] = []
         self.append_failures = 0
+        # When each reader's last batch arrived (monotonic), and the readers whose batches
+        # stopped: the stock engine must not take a silent worker for an empty shelf.
+        self.reader_seen: dict[str, float] = {}
+        self.silent_readers: set[str] = set()
+        self._reader_silent_after_s = {rc.id: reader_silent_after_s(rc) for rc in cfg.readers}
         self._last_checkpoint = 0.0
 
     def setup(self) -> None:
@@ -102,6 +108,8 @@ class AggregatorWorker(Worker):
 
             thresholds = {g: p.low_stock_threshold for g, p in self.cfg.products.items()}
             self.engine = StockEngine(self.cfg.readers, thresholds)
+            started = time.monotonic()
+            self.reader_seen = {rc.id: started for rc in self.cfg.readers}
         # A crashed run's checkpoint becomes the summary it owed, stored atomically with the
         # new checkpoint so it is never sent twice.
         # After a failed attempt the recovered summary is already among the unsaved messages:
@@ -132,6 +140,10 @@ class AggregatorWorker(Worker):
                 self.watermarks[item.camera_id] = item.ts
             self.last_ts = max(self.last_ts, item.ts)
         elif isinstance(item, ReaderBatch) and self.engine is not None:
+            self.reader_seen[item.reader_id] = time.monotonic()
+            if item.reader_id in self.silent_readers:
+                self.silent_readers.discard(item.reader_id)
+                log.info("reader %s delivers batches again", item.reader_id)
             self.engine.set_reader_health(item.reader_id, item.healthy, item.ts)
             self.engine.ingest(item.reads)
         elif isinstance(item, SourceEnded):
@@ -147,6 +159,7 @@ class AggregatorWorker(Worker):
         msgs = self._drain()
         now = time.time()
         if self.engine is not None:
+            self._flag_silent_readers(now)
             for ev in self.engine.tick(now):
                 msgs.extend(self.agg.add(ev))
         if self.mode == "wall":
@@ -158,6 +171,21 @@ class AggregatorWorker(Worker):
             # Sources deliver at most a few batches per second; 0.25 s keeps interval ends
             # prompt and an idle daemon cheap.
             self.stop_event.wait(0.25)
+
+    def _flag_silent_readers(self, now: float) -> None:
+        """Mark unhealthy every reader whose batches stopped (after the queues were drained,
+        so a batch that was merely waiting in its queue counts as arrived)."""
+        mono = time.monotonic()
+        for rid, seen in self.reader_seen.items():
+            if rid in self.silent_readers or mono - seen <= self._reader_silent_after_s[rid]:
+                continue
+            self.silent_readers.add(rid)
+            self.engine.set_reader_health(rid, False, now)
+            log.warning(
+                "reader %s: no batch for %.1f s; its zones are frozen until it delivers again",
+                rid,
+                mono - seen,
+            )
 
     def _commit(self, msgs: list[wire.Summary | wire.StockEventMsg], force: bool = False) -> None:
         now = time.monotonic()
@@ -290,6 +318,7 @@ class Agent:
                 "unknown_events": self.aggregator.agg.unknown_events,
                 "unsaved_messages": len(self.aggregator.unsaved),
                 "outbox_append_failures": self.aggregator.append_failures,
+                "silent_readers": sorted(self.aggregator.silent_readers),
             },
             "queues": {k: q.qsize() for k, q in self.queues.items()},
         }

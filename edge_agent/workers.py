@@ -303,7 +303,8 @@ class CameraWorker(Worker):
 
 class ReaderWorker(Worker):
     """Polls one reader (serial or LLRP); reads and its health go to the aggregator's stock
-    engine."""
+    engine. A batch goes out at least every ``BATCH_EVERY_S``, empty or not: it is also the
+    worker's heartbeat to the stock engine (see :func:`reader_silent_after_s`)."""
 
     kind = "reader"
     BATCH_EVERY_S = 0.5
@@ -352,6 +353,26 @@ class ReaderWorker(Worker):
         return doc
 
 
+def reader_silent_after_s(cfg: ReaderConfig) -> float:
+    """How long the aggregator waits for a reader's next batch before the stock engine treats
+    that reader as unhealthy (its zones freeze: no removal, no stock_out).
+
+    A looping ReaderWorker sends a batch at least every ``BATCH_EVERY_S`` plus one step, and a
+    step is about one poll cycle (one inventory command per ``poll_interval_s``; reading waits
+    0.05 s at most; serial and LLRP I/O are non-blocking), so batches come about
+    ``BATCH_EVERY_S + poll_interval_s`` apart at most (measured on the 2-core test VM at load ~6, poll 0.1 s, over 60 s: largest gap 0.31 s with
+    tags in the field, 0.75 s with none). Four of those absorb the scheduling stalls of a loaded
+    Pi without flagging a working reader (a false flag only delays removals by one absence
+    window: cheap); no batch for that long means the worker is hung or backing off after
+    errors (up to 30 s), and its silence must not read as "every tag has gone". Never longer
+    than the reader's own ``stale_after_s``: the bound the reader applies to a silent device.
+    Removals wait for a tag to go unread for at least ``min_absence_s`` (10 s by default), so
+    with the default poll interval (0.2 s: 2.8 s) the flag is set long before a hung worker's
+    tags could be removed; a ``min_absence_s`` configured below this bound would not be.
+    """
+    return min(4 * (ReaderWorker.BATCH_EVERY_S + cfg.poll_interval_s), cfg.presence.stale_after_s)
+
+
 __all__ = [
     "QUEUE_ITEMS",
     "RATE_WINDOW_S",
@@ -363,4 +384,5 @@ __all__ = [
     "ReaderWorker",
     "SourceEnded",
     "Worker",
+    "reader_silent_after_s",
 ]
