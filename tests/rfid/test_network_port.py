@@ -131,7 +131,9 @@ def test_garbage_and_a_cut_message_mid_stream(fake: FakeLlrpReader) -> None:
 
 
 def test_outage_reconnects_without_false_removals(fake: FakeLlrpReader) -> None:
-    cfg = llrp_config(fake.port, presence=PresenceConfig(), connect_timeout_s=30)
+    # Simulated seconds run fast: a generous timeout keeps a loaded machine from failing a
+    # handshake that the fake reader answers in real time.
+    cfg = llrp_config(fake.port, presence=PresenceConfig(), connect_timeout_s=120)
     reader = LlrpReader(cfg)
     engine = StockEngine([cfg], {})
     clock = SimClock()
@@ -208,7 +210,7 @@ def test_garbage_flood_desyncs_and_reconnects(fake: FakeLlrpReader) -> None:
 def test_another_client_holds_the_reader() -> None:
     busy = FakeLlrpReader(greeting_status=2)
     try:
-        reader = LlrpReader(llrp_config(busy.port))
+        reader = LlrpReader(llrp_config(busy.port, connect_timeout_s=120))
         clock = SimClock(step_s=1.0)
         while reader.failed_attempts < 5 and clock.now < 1_760_000_200:
             reader.poll(clock.tick())
@@ -253,7 +255,8 @@ def test_reader_that_never_greets_times_out() -> None:
 
 
 def test_silent_reader_goes_stale_then_is_reconnected(fake: FakeLlrpReader) -> None:
-    reader = LlrpReader(llrp_config(fake.port, presence=PresenceConfig(stale_after_s=10)))
+    cfg = llrp_config(fake.port, presence=PresenceConfig(stale_after_s=10), connect_timeout_s=120)
+    reader = LlrpReader(cfg)
     connect(reader)
     clock = SimClock(step_s=1.0, start=time.time())
     seen = []
