@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
 Point = Annotated[
@@ -160,26 +161,33 @@ class CameraConfig(_Section):
 
     @model_validator(mode="after")
     def _unique_and_inside(self) -> CameraConfig:
-        for kind, items in (("line", self.lines), ("zone", self.zones)):
-            seen: set[str] = set()
-            for item in items:
-                if item.id in seen:
-                    raise ValueError(f"duplicate {kind} id {item.id!r}")
-                seen.add(item.id)
+        # Each problem is raised at its own item's location, so check-config names the line of
+        # the duplicate id or of the stray point, not the line of the camera.
+        problems: list[tuple[tuple[str | int, ...], str, object]] = []
+        for kind, items in (("lines", self.lines), ("zones", self.zones)):
+            first: dict[str, int] = {}
+            for i, item in enumerate(items):
+                if item.id in first:
+                    message = f"duplicate id {item.id!r} (already used by {kind}[{first[item.id]}])"
+                    problems.append(((kind, i, "id"), message, item.id))
+                first.setdefault(item.id, i)
         if self.resolution is not None:
             w, h = self.resolution
-            for line in self.lines:
-                for x, y in line.points:
+            shapes = [("lines", i, "points", ln.points) for i, ln in enumerate(self.lines)]
+            shapes += [("zones", i, "polygon", z.polygon) for i, z in enumerate(self.zones)]
+            for kind, i, key, points in shapes:
+                for j, (x, y) in enumerate(points):
                     if not (0 <= x <= w and 0 <= y <= h):
-                        raise ValueError(
-                            f"line {line.id!r} point [{x:g}, {y:g}] is outside the {w}x{h} frame"
-                        )
-            for zone in self.zones:
-                for x, y in zone.polygon:
-                    if not (0 <= x <= w and 0 <= y <= h):
-                        raise ValueError(
-                            f"zone {zone.id!r} point [{x:g}, {y:g}] is outside the {w}x{h} frame"
-                        )
+                        message = f"point [{x:g}, {y:g}] is outside the {w}x{h} frame"
+                        problems.append(((kind, i, key, j), message, [x, y]))
+        if problems:
+            raise ValidationError.from_exception_data(
+                type(self).__name__,
+                [
+                    {"type": PydanticCustomError("camera", message), "loc": loc, "input": value}
+                    for loc, message, value in problems
+                ],
+            )
         return self
 
 

@@ -91,7 +91,16 @@ def test_every_error_is_reported_not_just_the_first() -> None:
 
 def test_line_outside_declared_frame() -> None:
     text = VALID.replace("source: 0", "source: 0\n    resolution: [5, 5]")
-    assert any("outside the 5x5 frame" in i for i in issues(text))
+    assert issues(text) == [
+        "agent.yaml:11 cameras[0].lines[0].points[1]: point [10, 10] is outside the 5x5 frame"
+    ]
+
+
+def test_duplicate_line_id_points_at_the_duplicate() -> None:
+    text = VALID + "      - id: l1\n        points: [[1, 1], [2, 2]]\n"
+    assert issues(text) == [
+        "agent.yaml:11 cameras[0].lines[1].id: duplicate id 'l1' (already used by lines[0])"
+    ]
 
 
 def test_every_config_field_has_a_description() -> None:
