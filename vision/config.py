@@ -164,13 +164,16 @@ class CameraConfig(_Section):
         # Each problem is raised at its own item's location, so check-config names the line of
         # the duplicate id or of the stray point, not the line of the camera.
         problems: list[tuple[tuple[str | int, ...], str, object]] = []
-        for kind, items in (("lines", self.lines), ("zones", self.zones)):
+        for kind, ids in (
+            ("lines", [ln.id for ln in self.lines]),
+            ("zones", [z.id for z in self.zones]),
+        ):
             first: dict[str, int] = {}
-            for i, item in enumerate(items):
-                if item.id in first:
-                    message = f"duplicate id {item.id!r} (already used by {kind}[{first[item.id]}])"
-                    problems.append(((kind, i, "id"), message, item.id))
-                first.setdefault(item.id, i)
+            for i, ident in enumerate(ids):
+                if ident in first:
+                    message = f"duplicate id {ident!r} (already used by {kind}[{first[ident]}])"
+                    problems.append(((kind, i, "id"), message, ident))
+                first.setdefault(ident, i)
         if self.resolution is not None:
             w, h = self.resolution
             shapes = [("lines", i, "points", ln.points) for i, ln in enumerate(self.lines)]
