@@ -130,7 +130,8 @@ class LlrpReader:
         if self._sock is None and (now < self._next_open_ts or not self._connect(now)):
             return []
         try:
-            if self._phase == "connecting" and not self._tcp_connected(now):
+            if self._phase == "connecting":
+                self._tcp_connected(now)  # the greeting is read by the next poll
                 return []
             data = self._exchange()
         except OSError as exc:
@@ -211,7 +212,7 @@ class LlrpReader:
         self.parser.reset()
         return True
 
-    def _tcp_connected(self, now: float) -> bool:
+    def _tcp_connected(self, now: float) -> None:
         sock, poller = self._sock, self._poller
         assert sock is not None and poller is not None
         if poller.poll(self.read_timeout_s * 1000):
@@ -222,10 +223,8 @@ class LlrpReader:
             self._phase = "greeting"
             self._deadline = now + self.connect_timeout_s
             log.info("reader %s: TCP connected to %s:%s", self.reader_id, self.host, self.port)
-            return True
-        if now > self._deadline:
+        elif now > self._deadline:
             raise TimeoutError(f"no TCP connection within {self.connect_timeout_s:g} s")
-        return False
 
     def _exchange(self) -> bytes:
         """Send what is pending, then read what the reader sent (waiting up to the timeout)."""

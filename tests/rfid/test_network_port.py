@@ -324,3 +324,34 @@ def test_reader_worker_feeds_the_aggregator_from_an_llrp_reader(fake: FakeLlrpRe
         stop.set()
         worker.join(timeout=10)
     assert fake.client_closed.wait(10)  # teardown said goodbye
+
+
+def test_tcp_connect_that_never_completes_times_out() -> None:
+    # A listener whose accept backlog is full drops further SYNs: the connect hangs, as it
+    # does towards a reader that is switched off behind a switch.
+    srv = socket.socket()
+    fillers: list[socket.socket] = []
+    try:
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(0)
+        port = srv.getsockname()[1]
+        for _ in range(3):
+            filler = socket.socket()
+            filler.setblocking(False)
+            filler.connect_ex(("127.0.0.1", port))
+            fillers.append(filler)
+        time.sleep(0.2)
+        reader = LlrpReader(llrp_config(port, connect_timeout_s=2), read_timeout_s=0.01)
+        clock = SimClock(step_s=0.5)
+        phases = []
+        while not reader.failed_attempts and len(phases) < 20:
+            reader.poll(clock.tick())
+            phases.append(reader.phase)
+        assert phases[:4] == ["connecting"] * 4 and phases[-1] == "idle"
+        assert reader.io_errors == {"connect_failed": 1}
+        assert reader.last_error == f"127.0.0.1:{port}: no TCP connection within 2 s"
+        assert reader.state == "connecting" and not reader.is_open
+    finally:
+        for filler in fillers:
+            filler.close()
+        srv.close()
