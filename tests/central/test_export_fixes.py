@@ -37,7 +37,8 @@ def _seed_stock(storage: Storage, n: int) -> None:
 def test_csv_and_parquet_are_written_in_batches(storage: Storage, tmp_path: Path) -> None:
     pq = pytest.importorskip("pyarrow.parquet")
     _seed_stock(storage, 24)
-    _, expected = storage.export_table("stock_events")
+    _, table_rows = storage.export_table("stock_events")
+    expected = list(table_rows)
     files = {f.table: f for f in export(storage, tmp_path / "p", "parquet", batch_rows=7)}
     f = files["stock_events"]
     assert f.rows == 25
