@@ -12,6 +12,8 @@
      file's pages dropped from the OS page cache first (posix_fadvise DONTNEED: only this
      file, no root, the rest of the machine is untouched). SQLite only.
    - warm: the same report again on an open connection.
+   - cold, `Storage.seq_gaps` alone for the same range (the query the data-quality part
+     spends its cold time in).
    Medians of `--runs`, and the split by part for the warm runs.
 3. Forecast: for every store, `forecast_hourly` on the 12 weeks before the end with its
    rolling-origin backtest (4 weeks x 168 h) against seasonal naive; how many stores the
@@ -147,6 +149,18 @@ def latency(url: str, stores: list[str], end: datetime, runs: int) -> dict[str, 
             first, last = last_days(st, store_id, end)
             report.build_report(st, store_id, first, last, now=end)
         cold.append(time.perf_counter() - t0)
+    # The data-quality part's lost-message query alone, cold (it read a store's whole history
+    # before migration 2; now only the range's seq span of the covering index).
+    gaps_cold: list[float] = []
+    for store_id in stores[:runs]:
+        if path is not None:
+            drop_file_cache(path)
+        with open_storage(url) as st:
+            first, last = last_days(st, store_id, end)
+            rng = analytics.report_range(st, store_id, first, last)
+            t0 = time.perf_counter()
+            st.seq_gaps(store_id, rng.start, rng.end)
+            gaps_cold.append(time.perf_counter() - t0)
     per_store: dict[str, Any] = {}
     with open_storage(url) as st:
         for store_id in stores[:3]:
@@ -168,6 +182,8 @@ def latency(url: str, stores: list[str], end: datetime, runs: int) -> dict[str, 
         "cold_runs_ms": [round(c * 1000, 1) for c in cold],
         "cold_note": "new connection, store not queried before"
         + (", DB file evicted from the page cache" if path is not None else ""),
+        "cold_seq_gaps_median_ms": round(statistics.median(gaps_cold) * 1000, 1),
+        "cold_seq_gaps_runs_ms": [round(c * 1000, 1) for c in gaps_cold],
         "warm": per_store,
     }
 

@@ -297,7 +297,7 @@ class SqlStorage(SqlWriter, Storage, abc.ABC):
         # off (a Pi before NTP) still fills its place in the sequence: the result is exactly
         # that of the window over all messages. Both steps read only the covering index
         # messages_device_seq_ts (migration 2): the store's entries once for the spans, then
-        # one seq range per device. The second step is one query per device because
+        # one or two seq ranges per device. The second step is one query per device because
         # PostgreSQL, given the spans as a join, hashes the whole messages table instead.
         store_where = ""
         params: list[Any] = []
@@ -322,6 +322,15 @@ class SqlStorage(SqlWriter, Storage, abc.ABC):
         )
         rows: list[tuple[Any, ...]] = []
         for store, device, lo, hi in spans:
+            # Most devices lose nothing: counting the span's distinct seqs costs a tenth of the
+            # window (measured at 1-minute summaries, 43,000 a month), so it goes first.
+            (n,) = self._all(
+                "SELECT COUNT(DISTINCT seq) FROM messages WHERE store_id = ? AND device_id = ? "
+                "AND seq >= ? AND seq <= ?",
+                [store, device, lo, hi],
+            )[0]
+            if int(n) == int(hi) - int(lo) + 1:
+                continue
             rows += self._all(
                 "SELECT store_id, device_id, prev_seq, seq, prev_ts, created_ts FROM ("
                 "SELECT store_id, device_id, seq, created_ts, "

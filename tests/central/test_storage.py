@@ -87,6 +87,7 @@ def test_seq_gaps_in_a_range_read_only_its_span_yet_match_the_full_window(storag
     # a second device, and a device whose only in-range message follows a gap across `start`
     msgs += [_stamped(s, T0 + s * H, device="d2") for s in (10, 12, 13)]
     msgs += [_stamped(1, T0, device="d3"), _stamped(5, T0 + 12 * H, device="d3")]
+    msgs += [_stamped(s, T0 + s * H, device="d4") for s in range(1, 25)]  # nothing lost
     msgs.append(_stamped(3, T0 + 12 * H, store="other"))
     msgs.append(_stamped(1, T0 + 11 * H, store="other"))
     storage.write_batch(received(*msgs))
