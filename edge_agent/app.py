@@ -2,7 +2,8 @@
 
 Threads: one CameraWorker per camera, one ReaderWorker per reader, the AggregatorWorker (which
 also owns the RFID stock engine, so zones spanning readers see one state), the sync worker and
-paho's network thread; the main thread handles signals, sd_notify and the status message.
+paho's network thread; the main thread handles signals and sd_notify and builds the periodic
+status message, which the sync thread publishes.
 
 Stop (SIGTERM), within ``SHUTDOWN_BUDGET_S`` (the unit's TimeoutStopSec leaves margin):
 sources first (close cameras and readers, their last zone visits are queued), then the
