@@ -66,6 +66,11 @@ CREATE TABLE IF NOT EXISTS messages (
     created_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS messages_kind ON messages(kind, id);
+-- The age cap looks rows up by created_at: without this index every prune read the whole
+-- table. Not the id order: a device without a real-time clock can start with its clock behind
+-- and jump forward, so created_at does not always grow with id. Added with IF NOT EXISTS,
+-- which is compatible with older agents, so the schema version stays.
+CREATE INDEX IF NOT EXISTS messages_created ON messages(created_at);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
