@@ -82,10 +82,12 @@ class MissingData(Finding):
     missing_messages: int | None = None
     missing_hours: float = 0.0
     cameras: tuple[str, ...] = ()  # for hour gaps found in the hourly rollups
+    devices: tuple[str, ...] = ()  # the device of each of `cameras` ("" when unknown)
 
 
 @dataclass(frozen=True)
 class CountDrop(Finding):
+    device_id: str = ""
     camera_id: str = ""
     line_id: str = ""  # "" for a store-wide drop
     start: datetime | None = None
@@ -276,12 +278,13 @@ def find_missing_hours(
     this store sent nothing, from the hourly rollups (devices send zero intervals, so a
     counting camera has a row every hour). Cameras missing the same hours (one device down)
     are reported together. ``rows`` may reach further back than ``hours``: a camera seen only
-    there and silent throughout ``hours`` is reported too.
+    there and silent throughout ``hours`` is reported too. A camera is a (device, camera id)
+    pair: ids are unique only per device, and a live `door` must not hide a dead one.
     """
-    seen: dict[str, set[datetime]] = defaultdict(set)
+    seen: dict[tuple[str, str], set[datetime]] = defaultdict(set)
     for r in rows:
-        seen[r.camera_id].add(r.hour_start)
-    runs: dict[tuple[datetime, datetime], list[str]] = defaultdict(list)
+        seen[(r.device_id, r.camera_id)].add(r.hour_start)
+    runs: dict[tuple[datetime, datetime], list[tuple[str, str]]] = defaultdict(list)
     for camera, have in sorted(seen.items()):
         run_start: datetime | None = None
         for h in [*hours, None]:
@@ -295,7 +298,8 @@ def find_missing_hours(
     out: list[Finding] = []
     for (g0, g1), cameras in sorted(runs.items()):
         n = (g1 - g0).total_seconds() / 3600
-        names = ", ".join(cameras)
+        names = ", ".join(f"{c} on {d}" if d else c for d, c in cameras)
+        devices = {d for d, _ in cameras}
         out.append(
             MissingData(
                 kind="missing_data",
@@ -303,11 +307,13 @@ def find_missing_hours(
                 store_id=store_id,
                 message=f"no data from camera{'s' if len(cameras) > 1 else ''} {names} for "
                 f"{n:.0f} h ({_fmt(g0)} - {_fmt(g1)})",
+                device_id=devices.pop() if len(devices) == 1 else "",
                 start=g0,
                 end=g1,
                 cause="no_summaries",
                 missing_hours=n,
-                cameras=tuple(cameras),
+                cameras=tuple(c for _, c in cameras),
+                devices=tuple(d for d, _ in cameras),
             )
         )
     return out
@@ -337,14 +343,15 @@ class DropParams:
 
 def _line_matrix(
     rows: Sequence[FootfallHour], history_start: datetime, n_hours: int
-) -> tuple[list[tuple[str, str]], np.ndarray]:
-    keys = sorted({(r.camera_id, r.line_id) for r in rows})
+) -> tuple[list[tuple[str, str, str]], np.ndarray]:
+    """One row per (device, camera, line): camera ids are unique only per device."""
+    keys = sorted({(r.device_id, r.camera_id, r.line_id) for r in rows})
     index = {k: i for i, k in enumerate(keys)}
     mat = np.full((len(keys), n_hours), np.nan)
     for r in rows:
         h = int((r.hour_start - history_start).total_seconds() // 3600)
         if 0 <= h < n_hours:
-            i = index[(r.camera_id, r.line_id)]
+            i = index[(r.device_id, r.camera_id, r.line_id)]
             mat[i, h] = r.in_count if math.isnan(mat[i, h]) else mat[i, h] + r.in_count
     return keys, mat
 
@@ -419,7 +426,7 @@ def find_count_drops(
     store_exp = np.nansum(base, axis=0)
     store_known = np.any(~np.isnan(mat), axis=0)
     store_flags = _flagged(np.where(store_known, store_act, np.nan), store_exp, p)
-    for i, (camera_id, line_id) in enumerate(keys):
+    for i, (device_id, camera_id, line_id) in enumerate(keys):
         flags = _flagged(mat[i], base[i], p)
         flags[:first] = False
         quiet = ~(base[i] >= p.min_expected_per_h)
@@ -434,14 +441,16 @@ def find_count_drops(
                 continue  # every door dropped: reported once as a store-wide drop below
             t0, t1 = history_start + a * H, history_start + b * H
             alone = " (the store's only counting line)" if len(keys) == 1 else ""
+            on = f" ({device_id})" if device_id else ""
             out.append(
                 CountDrop(
                     kind="count_drop",
                     severity="warning",
                     store_id=store_id,
-                    message=f"line {line_id} on camera {camera_id} counted {act_sum:.0f} "
+                    message=f"line {line_id} on camera {camera_id}{on} counted {act_sum:.0f} "
                     f"instead of about {exp_sum:.0f} over {b - a} h from {_fmt(t0)}; camera "
                     f"blocked or moved?{alone}",
+                    device_id=device_id,
                     camera_id=camera_id,
                     line_id=line_id,
                     start=t0,

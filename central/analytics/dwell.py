@@ -17,7 +17,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from central.analytics.footfall import ReportRange
+from central.analytics.footfall import ReportRange, camera_key, shared_cameras
 from central.storage.base import Storage
 
 
@@ -57,8 +57,11 @@ def weighted_quantile(values: Iterable[tuple[float, int]], q: float) -> float | 
 
 def dwell(storage: Storage, rng: ReportRange) -> dict[str, Any]:
     zones: dict[str, dict[str, Any]] = {}
-    for z in storage.zone_hours(rng.store_id, rng.start, rng.end):
-        key = f"{z.camera_id}/{z.zone_id}"
+    zone_rows = storage.zone_hours(rng.store_id, rng.start, rng.end)
+    bin_rows = storage.dwell_bins(rng.store_id, rng.start, rng.end)
+    shared = shared_cameras([*zone_rows, *bin_rows])
+    for z in zone_rows:
+        key = f"{camera_key(z.camera_id, z.device_id, shared)}/{z.zone_id}"
         acc = zones.setdefault(
             key, {"visits": 0, "dwell_count": 0, "dwell_sum_s": 0.0, "occupancy_max": 0}
         )
@@ -67,10 +70,12 @@ def dwell(storage: Storage, rng: ReportRange) -> dict[str, Any]:
         acc["dwell_sum_s"] += z.dwell_sum_s
         acc["occupancy_max"] = max(acc["occupancy_max"], z.occupancy_max)
     bins: dict[str, dict[tuple[float, float], int]] = defaultdict(lambda: defaultdict(int))
-    for b in storage.dwell_bins(rng.store_id, rng.start, rng.end):
-        bins[f"{b.camera_id}/{b.zone_id}"][(b.lo_s, b.hi_s)] += b.count
+    for b in bin_rows:
+        bins[f"{camera_key(b.camera_id, b.device_id, shared)}/{b.zone_id}"][(b.lo_s, b.hi_s)] += (
+            b.count
+        )
     no_hist = [k for k, v in zones.items() if v["dwell_count"] and k not in bins]
-    fallback = _interval_quantiles(storage, rng, set(no_hist)) if no_hist else {}
+    fallback = _interval_quantiles(storage, rng, set(no_hist), shared) if no_hist else {}
     out: dict[str, Any] = {}
     for key, acc in sorted(zones.items()):
         n = acc["dwell_count"]
@@ -102,13 +107,13 @@ def dwell(storage: Storage, rng: ReportRange) -> dict[str, Any]:
 
 
 def _interval_quantiles(
-    storage: Storage, rng: ReportRange, keys: set[str]
+    storage: Storage, rng: ReportRange, keys: set[str], shared: set[str]
 ) -> dict[str, dict[str, float | None]]:
     meds: dict[str, list[tuple[float, int]]] = defaultdict(list)
     p90s: dict[str, list[tuple[float, int]]] = defaultdict(list)
     for s in storage.summary_messages(rng.store_id, rng.start, rng.end):
         for z in s.zones:
-            key = f"{z.camera_id}/{z.zone_id}"
+            key = f"{camera_key(z.camera_id, s.device_id, shared)}/{z.zone_id}"
             if key in keys and z.dwell_count:
                 if z.dwell_median_s is not None:
                     meds[key].append((z.dwell_median_s, z.dwell_count))
@@ -122,10 +127,12 @@ def _interval_quantiles(
 
 def transitions(storage: Storage, rng: ReportRange) -> list[dict[str, Any]]:
     """Where shoppers go next: counts per (from, to), and each one's share of the moves out
-    of its `from` zone."""
+    of its `from` zone. `camera_id` carries the device when two devices share the id."""
     counts: dict[tuple[str, str, str], int] = defaultdict(int)
-    for t in storage.transition_hours(rng.store_id, rng.start, rng.end):
-        counts[(t.camera_id, t.from_zone, t.to_zone)] += t.count
+    hour_rows = storage.transition_hours(rng.store_id, rng.start, rng.end)
+    shared = shared_cameras(hour_rows)
+    for t in hour_rows:
+        counts[(camera_key(t.camera_id, t.device_id, shared), t.from_zone, t.to_zone)] += t.count
     leaving: dict[tuple[str, str], int] = defaultdict(int)
     for (cam, a, _), n in counts.items():
         leaving[(cam, a)] += n

@@ -3,17 +3,22 @@
 Everything is grouped in the store's own time zone: an hour is a local wall-clock hour (the
 rollup key, see `central.storage.base`), a day is a local calendar day. Visitors are the sum of
 `in` over all of the store's lines (every counted line is taken to be a door).
+
+Lines and zones are keyed `camera/line` and `camera/zone`. Camera ids are unique only per
+device: when two devices of the store both have a camera `door` in the range, each is keyed
+with its device, `edge-1:door/main` and `edge-2:door/main`, so neither is merged into the other.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from central.storage.base import Storage
+from central.storage.base import DwellBin, FootfallHour, Storage, TransitionHour, ZoneHour
 
 HOUR = timedelta(hours=1)
 
@@ -69,6 +74,20 @@ def local_iso(instant: datetime, tz: ZoneInfo) -> str:
     return instant.astimezone(tz).isoformat()
 
 
+def shared_cameras(
+    rows: Iterable[FootfallHour | ZoneHour | DwellBin | TransitionHour],
+) -> set[str]:
+    """Camera ids that more than one device uses in `rows`."""
+    devices: dict[str, set[str]] = defaultdict(set)
+    for r in rows:
+        devices[r.camera_id].add(r.device_id)
+    return {c for c, d in devices.items() if len(d) > 1}
+
+
+def camera_key(camera_id: str, device_id: str, shared: set[str]) -> str:
+    return f"{device_id}:{camera_id}" if camera_id in shared else camera_id
+
+
 @dataclass
 class Footfall:
     total_in: int = 0
@@ -103,8 +122,10 @@ class Footfall:
 def footfall(storage: Storage, rng: ReportRange) -> Footfall:
     out = Footfall()
     tz = rng.tz
-    for row in storage.footfall_hours(rng.store_id, rng.start, rng.end):
-        key = f"{row.camera_id}/{row.line_id}"
+    rows = storage.footfall_hours(rng.store_id, rng.start, rng.end)
+    shared = shared_cameras(rows)
+    for row in rows:
+        key = f"{camera_key(row.camera_id, row.device_id, shared)}/{row.line_id}"
         line = out.lines.setdefault(key, {"in": 0, "out": 0})
         line["in"] += row.in_count
         line["out"] += row.out_count
@@ -130,10 +151,13 @@ def occupancy(storage: Storage, rng: ReportRange, ff: Footfall) -> dict[str, Any
     day: date | None = None
     profile: dict[int, list[int]] = defaultdict(list)
     zone_by_hour: dict[datetime, dict[str, float]] = defaultdict(dict)
-    for z in storage.zone_hours(rng.store_id, rng.start, rng.end):
+    zone_rows = storage.zone_hours(rng.store_id, rng.start, rng.end)
+    shared = shared_cameras(zone_rows)
+    for z in zone_rows:
         if z.covered_s > 0:
             mean = z.occupancy_person_s / z.covered_s
-            zone_by_hour[z.hour_start][f"{z.camera_id}/{z.zone_id}"] = round(mean, 3)
+            key = f"{camera_key(z.camera_id, z.device_id, shared)}/{z.zone_id}"
+            zone_by_hour[z.hour_start][key] = round(mean, 3)
     for h in rng.local_hours():
         local = h.astimezone(tz)
         if local.date() != day:
@@ -208,9 +232,11 @@ def conversion(storage: Storage, rng: ReportRange, ff: Footfall) -> dict[str, An
 __all__ = [
     "Footfall",
     "ReportRange",
+    "camera_key",
     "conversion",
     "footfall",
     "local_iso",
     "occupancy",
     "report_range",
+    "shared_cameras",
 ]

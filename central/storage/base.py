@@ -7,7 +7,8 @@ Conventions for every query method:
 - time ranges are half-open `[start, end)` and take timezone-aware datetimes; rows come back
   with UTC-aware datetimes;
 - footfall, zone, dwell and transition data are served from *hourly rollups* maintained at
-  ingest, keyed by `hour_start`: the start of the store-local wall-clock hour containing the
+  ingest, one row per device (camera ids are unique only per device: two devices may both
+  have a camera `door`), keyed by `hour_start`: the start of the store-local wall-clock hour containing the
   summary's `interval_start`, as a UTC instant (so a 30-minute-offset zone keeps local hours and
   the DST repeated hour stays two distinct hours). A summary interval longer than an hour is
   attributed to the hour in which it starts.
@@ -78,6 +79,7 @@ class FootfallHour:
     line_id: str
     in_count: int
     out_count: int
+    device_id: str = ""  # camera ids are unique only per device
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +95,7 @@ class ZoneHour:
     occupancy_person_s: float
     covered_s: float
     occupancy_max: int
+    device_id: str = ""  # camera ids are unique only per device
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +108,7 @@ class DwellBin:
     lo_s: float
     hi_s: float
     count: int
+    device_id: str = ""  # camera ids are unique only per device
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +118,7 @@ class TransitionHour:
     from_zone: str
     to_zone: str
     count: int
+    device_id: str = ""  # camera ids are unique only per device
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,9 +297,11 @@ class Storage(abc.ABC):
         store_id: str | None = None,
         start: datetime | None = None,
         end: datetime | None = None,
-    ) -> tuple[list[str], list[tuple[Any, ...]]]:
+    ) -> tuple[list[str], Iterator[tuple[Any, ...]]]:
         """Columns and rows of one table in `EXPORT_TABLES`, optionally for one store and a
-        range on the table's own time column (epoch-second columns stay numbers)."""
+        range on the table's own time column (epoch-second columns stay numbers). The rows
+        are read from the database as they are consumed, a batch at a time (a table can be
+        bigger than memory): consume them before the next call on this storage."""
 
     @abc.abstractmethod
     def close(self) -> None: ...
@@ -332,13 +339,13 @@ def _cols(names: str) -> tuple[str, ...]:
 
 EXPORT_COLUMNS: dict[str, tuple[str, ...]] = {
     "stores": _cols("store_id timezone updated_ts"),
-    "footfall_hourly": _cols("store_id hour_ts camera_id line_id in_count out_count"),
+    "footfall_hourly": _cols("store_id hour_ts camera_id line_id in_count out_count device_id"),
     "zone_hourly": _cols(
         "store_id hour_ts camera_id zone_id visits dwell_count dwell_sum_s "
-        "occupancy_person_s covered_s occupancy_max"
+        "occupancy_person_s covered_s occupancy_max device_id"
     ),
-    "dwell_hourly": _cols("store_id hour_ts camera_id zone_id lo_s hi_s count"),
-    "transition_hourly": _cols("store_id hour_ts camera_id from_zone to_zone count"),
+    "dwell_hourly": _cols("store_id hour_ts camera_id zone_id lo_s hi_s count device_id"),
+    "transition_hourly": _cols("store_id hour_ts camera_id from_zone to_zone count device_id"),
     "summaries": _cols(
         "msg_id store_id device_id seq interval_start_ts interval_end_ts timezone body"
     ),

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any, TypeVar
 
-from central.storage.sql import SqlStorage
+from central.storage.sql import EXPORT_BATCH_ROWS, SqlStorage
 
 T = TypeVar("T")
 
@@ -57,6 +57,16 @@ class PostgresStorage(SqlStorage):
 
     def _execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
         return self._conn.execute(_pg(sql), params)
+
+    def _stream(
+        self, sql: str, params: Sequence[Any] = (), batch_rows: int = EXPORT_BATCH_ROWS
+    ) -> Iterator[tuple[Any, ...]]:
+        # A client-side cursor receives the whole result before the first row; a named
+        # (server-side) cursor sends `batch_rows` at a time, and needs a transaction.
+        with self._conn.transaction(), self._conn.cursor(name="footfall_stream") as cur:
+            cur.execute(_pg(sql), params)
+            while batch := cur.fetchmany(batch_rows):
+                yield from (tuple(r) for r in batch)
 
     def _values(
         self, head: str, template: str, rows: Sequence[Sequence[Any]], tail: str = ""

@@ -9,7 +9,7 @@ import abc
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from central.storage.base import (
@@ -32,6 +32,12 @@ from central.storage.migrations import MIGRATIONS, render
 from central.storage.rollup import HourData
 from central.storage.sqlwrite import SqlWriter
 from edge_agent.wire import Summary
+
+# Rows per fetch when exporting a table (a summaries batch, ~1-2 KB per body, is tens of MB).
+EXPORT_BATCH_ROWS = 20_000
+# Rollup exports read a week of one store at a time (2 doors x 168 h = 336 footfall rows).
+_ROLLUP_WINDOW = timedelta(days=7)
+_HOUR = timedelta(hours=1)
 
 
 def _dt(ts: float) -> datetime:
@@ -58,6 +64,14 @@ class SqlStorage(SqlWriter, Storage, abc.ABC):
 
     def _all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return [tuple(r) for r in self._execute(sql, params).fetchall()]
+
+    def _stream(
+        self, sql: str, params: Sequence[Any] = (), batch_rows: int = EXPORT_BATCH_ROWS
+    ) -> Iterator[tuple[Any, ...]]:
+        """The rows of one query, fetched `batch_rows` at a time as they are consumed."""
+        cur = self._execute(sql, params)
+        while batch := cur.fetchmany(batch_rows):
+            yield from (tuple(r) for r in batch)
 
     # --- schema ---------------------------------------------------------------------------
     def _migrate(self) -> None:
@@ -113,77 +127,61 @@ class SqlStorage(SqlWriter, Storage, abc.ABC):
 
     def _device_hours(
         self, store_id: str, start: datetime, end: datetime
-    ) -> list[tuple[datetime, HourData]]:
+    ) -> list[tuple[datetime, str, HourData]]:
         rows = self._all(
-            "SELECT hour_ts, summaries, data FROM device_hourly WHERE store_id = ? "
+            "SELECT hour_ts, device_id, summaries, data FROM device_hourly WHERE store_id = ? "
             "AND hour_ts >= ? AND hour_ts < ? ORDER BY hour_ts, device_id",
             (store_id, _ts(start), _ts(end)),
         )
-        return [(_dt(h), HourData.from_json(int(n), data)) for h, n, data in rows]
+        return [(_dt(h), d, HourData.from_json(int(n), data)) for h, d, n, data in rows]
 
     def footfall_hours(self, store_id: str, start: datetime, end: datetime) -> list[FootfallHour]:
-        acc: dict[tuple[datetime, str], list[int]] = {}
-        for hour, hd in self._device_hours(store_id, start, end):
-            for key, (i, o) in hd.lines.items():
-                a = acc.setdefault((hour, key), [0, 0])
-                a[0] += i
-                a[1] += o
         out = []
-        for (h, key), a in sorted(acc.items()):
-            cam, line = key.split("/", 1)
-            out.append(FootfallHour(h, cam, line, a[0], a[1]))
+        for hour, device, hd in self._device_hours(store_id, start, end):
+            for key, (i, o) in sorted(hd.lines.items()):
+                cam, line = key.split("/", 1)
+                out.append(FootfallHour(hour, cam, line, i, o, device))
         return out
 
     def zone_hours(self, store_id: str, start: datetime, end: datetime) -> list[ZoneHour]:
-        acc: dict[tuple[datetime, str], list[float]] = {}
-        for hour, hd in self._device_hours(store_id, start, end):
-            for key, z in hd.zones.items():
-                a = acc.setdefault((hour, key), [0, 0, 0.0, 0.0, 0.0, 0])
-                for j in range(5):
-                    a[j] += z[j]
-                a[5] = max(a[5], z[5])
         out = []
-        for (h, key), a in sorted(acc.items()):
-            cam, zone = key.split("/", 1)
-            out.append(
-                ZoneHour(
-                    h,
-                    cam,
-                    zone,
-                    int(a[0]),
-                    int(a[1]),
-                    float(a[2]),
-                    float(a[3]),
-                    float(a[4]),
-                    int(a[5]),
+        for hour, device, hd in self._device_hours(store_id, start, end):
+            for key, z in sorted(hd.zones.items()):
+                cam, zone = key.split("/", 1)
+                out.append(
+                    ZoneHour(
+                        hour,
+                        cam,
+                        zone,
+                        int(z[0]),
+                        int(z[1]),
+                        float(z[2]),
+                        float(z[3]),
+                        float(z[4]),
+                        int(z[5]),
+                        device,
+                    )
                 )
-            )
         return out
 
     def dwell_bins(self, store_id: str, start: datetime, end: datetime) -> list[DwellBin]:
-        acc: dict[tuple[datetime, str, str], int] = {}
-        for hour, hd in self._device_hours(store_id, start, end):
-            for key, bins in hd.bins.items():
-                for b, n in bins.items():
-                    acc[(hour, key, b)] = acc.get((hour, key, b), 0) + n
         out = []
-        for (h, key, b), n in sorted(acc.items()):
-            cam, zone = key.split("/", 1)
-            lo, hi = b.split("|")
-            out.append(DwellBin(h, cam, zone, float(lo), float(hi), n))
+        for hour, device, hd in self._device_hours(store_id, start, end):
+            for key, bins in sorted(hd.bins.items()):
+                cam, zone = key.split("/", 1)
+                for b, n in sorted(bins.items()):
+                    lo, hi = b.split("|")
+                    out.append(DwellBin(hour, cam, zone, float(lo), float(hi), n, device))
         return out
 
     def transition_hours(
         self, store_id: str, start: datetime, end: datetime
     ) -> list[TransitionHour]:
-        acc: dict[tuple[datetime, str], int] = {}
-        for hour, hd in self._device_hours(store_id, start, end):
-            for key, n in hd.transitions.items():
-                acc[(hour, key)] = acc.get((hour, key), 0) + n
         out = []
-        for (h, key), n in sorted(acc.items()):
-            cam, a, b = key.split("|")
-            out.append(TransitionHour(h, cam, a, b, n))
+        for hour, device, hd in self._device_hours(store_id, start, end):
+            for key, n in sorted(hd.transitions.items()):
+                cam, a, b = key.split("|")
+                out.append(TransitionHour(hour, cam, a, b, n, device))
         return out
 
     def summaries(
@@ -381,7 +379,7 @@ class SqlStorage(SqlWriter, Storage, abc.ABC):
         store_id: str | None = None,
         start: datetime | None = None,
         end: datetime | None = None,
-    ) -> tuple[list[str], list[tuple[Any, ...]]]:
+    ) -> tuple[list[str], Iterator[tuple[Any, ...]]]:
         if table not in EXPORT_TABLES:
             raise ValueError(f"unknown table {table!r}")
         if table in _ROLLUP_EXPORTS:
@@ -400,26 +398,29 @@ class SqlStorage(SqlWriter, Storage, abc.ABC):
             params.append(_ts(end))
         cols_sql = ", ".join(EXPORT_COLUMNS[table])
         sql = f"SELECT {cols_sql} FROM {table}" + (" WHERE " + " AND ".join(where) if where else "")
-        return list(EXPORT_COLUMNS[table]), self._all(sql, params)
+        return list(EXPORT_COLUMNS[table]), self._stream(sql, params)
 
     def _export_rollup(
         self, table: str, store_id: str | None, start: datetime | None, end: datetime | None
-    ) -> list[tuple[Any, ...]]:
-        """The device-hour documents flattened to the per-line/zone/bin/transition tables."""
-        stores = (
-            [store_id]
-            if store_id is not None
-            else [str(r[0]) for r in self._all("SELECT DISTINCT store_id FROM device_hourly")]
+    ) -> Iterator[tuple[Any, ...]]:
+        """The device-hour documents flattened to the per-line/zone/bin/transition tables,
+        read a store and `_ROLLUP_WINDOW` at a time over the span the store has data for."""
+        where, params = ("", []) if store_id is None else (" WHERE store_id = ?", [store_id])
+        spans = self._all(
+            f"SELECT store_id, MIN(hour_ts), MAX(hour_ts) FROM device_hourly{where} "
+            "GROUP BY store_id ORDER BY store_id",
+            params,
         )
-        lo = start or datetime(1970, 1, 1, tzinfo=UTC)
-        hi = end or datetime(9999, 1, 1, tzinfo=UTC)
-        rows: list[tuple[Any, ...]] = []
         fetch = getattr(self, _ROLLUP_EXPORTS[table])
-        for st in sorted(stores):
-            for r in fetch(st, lo, hi):
-                values = [getattr(r, f) for f in r.__slots__]
-                rows.append((st, int(values[0].timestamp()), *values[1:]))
-        return rows
+        for st, first, last in spans:
+            lo, hi = _dt(first), _dt(last) + _HOUR
+            lo, hi = max(lo, start) if start else lo, min(hi, end) if end else hi
+            while lo < hi:
+                window_end = min(lo + _ROLLUP_WINDOW, hi)
+                for r in fetch(st, lo, window_end):
+                    values = [getattr(r, f) for f in r.__slots__]
+                    yield (st, int(values[0].timestamp()), *values[1:])
+                lo = window_end
 
 
 # Exported rollup tables and the method that yields their rows.
@@ -430,4 +431,4 @@ _ROLLUP_EXPORTS = {
     "transition_hourly": "transition_hours",
 }
 
-__all__ = ["SqlStorage"]
+__all__ = ["EXPORT_BATCH_ROWS", "SqlStorage"]
