@@ -15,15 +15,18 @@ PostgreSQL runs in a throwaway cluster with default durability (fsync on) unless
 Usage: .venv/bin/python bench/central_ingest.py [--n 20000] [--runs 3] [--json]
 
 --micro instead times only the wire code, in this process, with no broker or database:
-`wire.decode` with its topic, `central.ingest.validate`, and `wire.encode`, in us per
-summary, as wall time and as this thread's CPU time (less disturbed by other processes on a
-shared machine); medians over --runs passes of --n summaries, after one warm-up pass.
+`wire.decode` with its topic (in batches of 1,000 kept alive, as ingest does; once more with
+the cyclic GC off, which leaves the decoding alone), `central.ingest.validate`, and
+`wire.encode`, in us per summary, as wall time and as this thread's CPU time (less disturbed
+by other processes on a shared machine); medians over --runs passes of --n summaries, after
+one warm-up pass.
 Usage: .venv/bin/python bench/central_ingest.py --micro [--n 5000] [--runs 15] [--json]
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import math
 import multiprocessing as mp
@@ -296,21 +299,45 @@ def bench_e2e_processes(broker: Mosquitto, url: str, n: int, offset: int, k: int
 
 def micro(n: int, runs: int) -> dict[str, dict[str, float]]:
     payloads = make_payloads(n)
-    msgs = [wire.decode(p, t) for t, p in payloads]
-    stages: dict[str, Callable[[], object]] = {
-        "decode": lambda: [wire.decode(p, t) for t, p in payloads],
-        "validate": lambda: [validate(t, p) for t, p in payloads],
-        "encode": lambda: [wire.encode(m) for m in msgs],
+    gc.collect()
+
+    def batched(fn: Callable[[tuple[str, bytes]], object]) -> Callable[[], None]:
+        # As in BatchWriter, a batch's decoded messages stay alive until the batch is done:
+        # that is what keeps the cyclic GC busy (it runs and scans them while decoding).
+        def run() -> None:
+            for i in range(0, n, BATCH):
+                kept = [fn(x) for x in payloads[i : i + BATCH]]
+                del kept
+
+        return run
+
+    def encode_all() -> None:
+        msgs = [wire.decode(p, t) for t, p in payloads[:BATCH]]
+        for i in range(n):
+            wire.encode(msgs[i % BATCH])
+
+    decode = batched(lambda tp: wire.decode(tp[1], tp[0]))
+    stages: dict[str, tuple[Callable[[], object], bool]] = {
+        "decode": (decode, True),
+        "decode_gc_off": (decode, False),
+        "validate": (batched(lambda tp: validate(*tp)), True),
+        "encode": (encode_all, True),
     }
     out = {}
-    for stage, fn in stages.items():
+    for stage, (fn, gc_on) in stages.items():
         fn()  # warm-up: string caches, allocator
         wall, cpu = [], []
         for _ in range(runs):
-            c, t = time.thread_time(), time.perf_counter()
-            fn()
-            wall.append((time.perf_counter() - t) / n * 1e6)
-            cpu.append((time.thread_time() - c) / n * 1e6)
+            gc.collect()
+            if not gc_on:
+                gc.disable()
+            try:
+                c, t = time.thread_time(), time.perf_counter()
+                fn()
+                wall.append((time.perf_counter() - t) / n * 1e6)
+                cpu.append((time.thread_time() - c) / n * 1e6)
+            finally:
+                gc.enable()
         out[stage] = {
             "wall_us": round(statistics.median(wall), 1),
             "cpu_us": round(statistics.median(cpu), 1),
@@ -334,6 +361,14 @@ def main() -> int:
         "--instances", type=int, default=0, help="also run e2e with this many ingest processes"
     )
     ap.add_argument("--micro", action="store_true", help="time only the wire code (see above)")
+    ap.add_argument(
+        "--gc-threshold",
+        type=int,
+        default=0,
+        help="gc.freeze() what exists before the runs and set the cyclic GC's generation-0 "
+        "threshold to this (default 700): an ingest-side setting tried from here, since the "
+        "validate/sql/storage/e2e stages run in this process (not --instances' processes)",
+    )
     args = ap.parse_args()
     if args.micro:
         load = os.getloadavg()[0]
@@ -364,6 +399,10 @@ def main() -> int:
             backends["postgresql"] = cluster.new_database
     payloads = make_payloads(args.n)
     results: dict[str, dict[str, list[Measured]]] = {}
+    if args.gc_threshold:
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(args.gc_threshold)
     load_start = os.getloadavg()[0]
     broker = Mosquitto(tmp / "broker", persistence=False).start()
     try:
@@ -404,6 +443,7 @@ def main() -> int:
     doc = {
         "n": n,
         "runs": args.runs,
+        "gc_threshold": gc.get_threshold()[0],
         "load_avg_1m": {"start": round(load_start, 2), "end": round(os.getloadavg()[0], 2)},
         "median": summary,
     }
