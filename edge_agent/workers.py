@@ -198,6 +198,7 @@ class CameraWorker(Worker):
         self._source: Any = None
         self._pipeline: Any = None
         self._last_ts = start_ts
+        self._next_due_mono = 0.0
 
     def setup(self) -> None:
         from edge_agent.capture import LiveCapture
@@ -250,6 +251,14 @@ class CameraWorker(Worker):
 
     def step(self) -> None:
         src = self._source
+        if self.live:
+            # A camera delivers 25-30 frames/s whatever `fps` says; the capture thread keeps
+            # only the newest, so waiting for the next slot here is what holds processing (and
+            # CPU) to the configured rate. Short waits keep the heartbeat and the stop prompt.
+            wait_s = self._next_due_mono - time.monotonic()
+            if wait_s > 0:
+                self.stop_event.wait(min(wait_s, 0.5))
+                return
         frame = src.read(timeout_s=0.5) if self.live else src.read()
         if self.live:
             self.state = src.state
@@ -261,6 +270,11 @@ class CameraWorker(Worker):
                 self.state = "ended"
                 self.ended = True
             return
+        if self.live:
+            now = time.monotonic()
+            # On schedule, slots stay evenly spaced; after a slow frame, restart from now
+            # rather than bursting to catch up.
+            self._next_due_mono = max(self._next_due_mono + 1.0 / self.cam.fps, now)
         result = self._pipeline.process(frame)
         self._last_ts = frame.ts
         self.last_data_mono = time.monotonic()
