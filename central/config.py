@@ -136,7 +136,7 @@ class MqttConfig(_Section):
 
 class StorageConfig(_Section):
     url: str = Field(
-        default="sqlite:///var/lib/footfall/central.db",
+        default="sqlite:///var/lib/footfall-central/central.db",
         pattern=r"^(sqlite://.+|postgres(ql)?://.*)$",
         description="sqlite:///ABSOLUTE/PATH.db or postgresql://user@host:port/db",
     )

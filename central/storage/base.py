@@ -368,7 +368,7 @@ class StorageUrlError(ValueError):
 def open_storage(url: str) -> Storage:
     """Open (and migrate) the storage at `url`.
 
-    `sqlite:///var/lib/footfall/central.db` (everything after `sqlite://` is the file path, so
+    `sqlite:///var/lib/footfall-central/central.db` (everything after `sqlite://` is the file path, so
     three slashes make it absolute and `sqlite://central.db` is relative), or
     `postgresql://user@host:port/db` (any libpq URL).
     """
