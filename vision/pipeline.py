@@ -5,8 +5,11 @@ Pure and single-threaded: the caller passes frames (with their timestamps) and g
 FrameResult back, with the time each stage took so the bench can attribute it.
 
 On a frame the gate skips, the tracks of the last detection are held (not moved) and counted
-again; after a forced detection the pipeline tells the gate whether it found anything new, so
-a scene that stays the same is re-checked less and less often (MotionGate.confirm_forced).
+again, and the next detection tells the tracker how long the scene was still, so it holds
+people who stopped where they stand instead of predicting them on across the gap at walking
+pace (ByteTracker.update, still_until_ts). After a forced detection the pipeline tells the gate
+whether it found anything new, so a scene that stays the same is re-checked less and less
+often (MotionGate.confirm_forced).
 """
 
 from __future__ import annotations
@@ -101,6 +104,9 @@ class CameraPipeline:
         self.detector_runs = 0
         self.forced_runs = 0
         self._last_tracks = Detections.empty()
+        # the last frame the gate skipped since the last detection: the scene was still
+        # from that detection until then
+        self._still_until_ts: float | None = None
 
     def prepare(self, frame: Frame, preprocessor: Preprocessor | None = None) -> PreparedFrame:
         """The gate decision and, when the detector will run, the input tensor.
@@ -138,10 +144,11 @@ class CameraPipeline:
             t1 = time.perf_counter()
             # The gate saw no change since the last detection, so people are where that
             # detection put them: report those tracks as they were and leave the tracker
-            # alone (its next update predicts over the whole gap). Coasting them on their
-            # Kalman velocities instead moved people who had stopped walking by up to 135 px
-            # in 2 s and counted crossings they never made (tests/vision/test_pipeline.py).
+            # alone until the next detection, which tells it the gap was still. Coasting them
+            # on their Kalman velocities instead moved people who had stopped walking by up to
+            # 135 px in 2 s and counted crossings they never made (tests/vision/test_pipeline.py).
             tracks = self._last_tracks
+            self._still_until_ts = frame.ts
             t2 = time.perf_counter()
             events = self._count(tracks, frame.ts, frame.index)
             t3 = time.perf_counter()
@@ -157,7 +164,11 @@ class CameraPipeline:
         detections = self.detector.postprocess(outputs, prepared.meta)
         t4 = time.perf_counter()
         before, held = self._last_tracks, self.tracker.live_track_count
-        result = self._track_and_count(detections, frame.ts, frame.index)
+        # A forced detection runs on a frame the gate also found still; after motion, the
+        # scene was still only until the last skipped frame (if any).
+        still_until = frame.ts if prepared.gate_reason == "forced" else self._still_until_ts
+        self._still_until_ts = None
+        result = self._track_and_count(detections, frame.ts, frame.index, still_until)
         self.detector_runs += 1
         if prepared.gate_reason == "forced":
             self.forced_runs += 1
@@ -189,9 +200,11 @@ class CameraPipeline:
         """Track and count detections made elsewhere (MOT det.txt, another detector)."""
         return self._track_and_count(dets, ts, frame_index)
 
-    def _track_and_count(self, dets: Detections, ts: float, frame_index: int) -> FrameResult:
+    def _track_and_count(
+        self, dets: Detections, ts: float, frame_index: int, still_until_ts: float | None = None
+    ) -> FrameResult:
         t0 = time.perf_counter()
-        tracks = self.tracker.update(dets, ts)
+        tracks = self.tracker.update(dets, ts, still_until_ts)
         t1 = time.perf_counter()
         events = self._count(tracks, ts, frame_index)
         t2 = time.perf_counter()

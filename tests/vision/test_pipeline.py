@@ -3,9 +3,13 @@ motion-gated path, the detections-only path, and the fakes."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import cv2
 import numpy as np
+import numpy.typing as npt
 import pytest
 
 from vision.config import CameraConfig, DetectorConfig
@@ -212,20 +216,31 @@ def test_skipped_frames_hold_the_tracks_of_the_last_detection(
     xs = np.round(last.tracks.anchors()[:, 0])
     walker = [int(t) for t, x in zip(last.tracks.track_ids, xs, strict=True) if x == 460]
     assert len(walker) == 1
+    standing = sorted(last.tracks.track_ids.tolist())
+    assert len(standing) >= 3
     still = frames[-1]
     crossings = []
+    forced = 0
     for k in range(1, 7 * 10):
         result = pipeline.process(Frame(still.image, still.ts + k / 7, still.index + k))
         crossings += [e for e in result.events if isinstance(e, CrossingEvent)]
         if result.ran_detector:
+            # The forced detections find everyone where they stopped, under their old ids:
+            # the tracker was told the gap was still. Predicted across it at walking pace,
+            # the boxes left the people, all four got new ids at 2 s and a lost walker's
+            # track landed on someone else and counted a crossing.
+            forced += 1
+            assert sorted(result.tracks.track_ids.tolist()) == standing
             last = result
             continue
         # a skipped frame repeats the last detection's tracks exactly: nobody moves on it
         np.testing.assert_array_equal(result.tracks.xyxy, last.tracks.xyxy)
         assert result.tracks.track_ids.tolist() == last.tracks.track_ids.tolist()
     # The walker stands 60 px before the line and is not counted (coasting on the Kalman
-    # velocity carried the box across it 1.1 s after the stop).
-    assert not [e for e in crossings if e.track_id == walker[0]]
+    # velocity carried the box across it 1.1 s after the stop), nor is anyone else.
+    assert not crossings
+    assert forced == 3  # at 2, 4 and 8 s: each confirmed the scene, so the interval doubled
+    assert pipeline.tracker.live_track_count == len(standing)
 
 
 def test_a_static_jpeg_directory_is_never_decoded_in_colour_when_skipped(
@@ -261,3 +276,95 @@ def test_a_static_jpeg_directory_is_never_decoded_in_colour_when_skipped(
         r.tracks.track_ids.tolist() for r in expected
     ]
     assert [e for r in results for e in r.events] == [e for r in expected for e in r.events]
+
+
+class BlobDetector:
+    """Finds the bright rectangles of a synthetic scene, through the pipeline's detector
+    interface: what the gate sees and what is detected come from the same pictures."""
+
+    def preprocess(self, frame: npt.NDArray[np.uint8], source_scale: float = 1.0) -> Prepared:
+        grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+        return np.zeros((1, 1), np.float32), grey
+
+    def make_preprocessor(self) -> Callable[[Any, float], Prepared]:
+        return self.preprocess
+
+    def infer(self, tensor: npt.NDArray[np.float32]) -> list[npt.NDArray[np.float32]]:
+        return [tensor]
+
+    def postprocess(self, outputs: list[npt.NDArray[np.float32]], meta: Any) -> Detections:
+        contours, _ = cv2.findContours(
+            (meta > 128).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE
+        )
+        boxes = [(x, y, x + w, y + h) for x, y, w, h in map(cv2.boundingRect, contours)]
+        if not boxes:
+            return Detections.empty()
+        return Detections.from_arrays(sorted(boxes), [0.9] * len(boxes))
+
+
+Prepared = tuple[npt.NDArray[np.float32], Any]
+SYNTH_FPS = 7
+
+
+def scene(walker_x: float) -> npt.NDArray[np.uint8]:
+    """A 320x240 picture: a 30x70 walker with feet on y=200 at walker_x (box centre), and
+    someone standing at the back (feet on y=90, x=120) all along."""
+    image = np.zeros((240, 320, 3), np.uint8)
+    for x, y in ((round(walker_x), 200), (120, 90)):
+        cv2.rectangle(image, (x - 15, y - 70), (x + 14, y - 1), (255, 255, 255), -1)
+    return image
+
+
+def synthetic_camera() -> CameraConfig:
+    # the line is 40 px ahead of where the walker stops
+    return CameraConfig.model_validate(
+        {
+            "id": "shop",
+            "source": "synthetic",
+            "fps": SYNTH_FPS,
+            "lines": [{"id": "door", "points": [[240, 120], [240, 239]]}],
+            "motion": {"enabled": True},
+        }
+    )
+
+
+@pytest.mark.parametrize("stand_s", [2.0, 5.0, 8.0, 30.0])
+def test_a_walker_who_stops_keeps_the_id_through_still_gaps(stand_s: float) -> None:
+    # One person walks 10 px per frame and stops at x=200 (counter, shelf) beside another
+    # who stands throughout; the gate skips every frame while they stand (forced detections
+    # every 2 s, backing off to 8 s).
+    pipeline = CameraPipeline(synthetic_camera(), BlobDetector())
+    path = [60 + 10 * k for k in range(15)]  # stops at x=200
+    frames = [scene(x) for x in path]
+    frames += [frames[-1]] * round(stand_s * SYNTH_FPS)
+    results = [
+        pipeline.process(Frame(image, i / SYNTH_FPS, i + 1)) for i, image in enumerate(frames)
+    ]
+    ids = {tuple(sorted(r.tracks.track_ids.tolist())) for r in results[2:]}
+    assert ids == {(1, 2)}, ids
+    forced = [r for r in results[len(path) :] if r.ran_detector]
+    assert len(forced) >= 1 and pipeline.forced_runs == len(forced)
+    assert all(len(r.tracks) == 2 for r in forced)
+    assert pipeline.tracker.live_track_count == 2
+    assert not [e for r in results for e in r.events if isinstance(e, CrossingEvent)]
+
+
+def test_walking_off_after_a_still_gap_and_frame_drops_while_walking() -> None:
+    # The walker stands 5 s, walks back left at 8 px per frame (the gate sees motion on the
+    # first step), and then 4 frames are dropped while they walk: a gap with motion, predicted
+    # at walking pace (32 px of a 30 px wide box: no overlap with where they were).
+    pipeline = CameraPipeline(synthetic_camera(), BlobDetector())
+    xs = [60.0 + 10 * k for k in range(15)] + [200.0] * 35
+    xs += [200.0 - 8 * k for k in range(1, 12)]
+    timeline = [(i / SYNTH_FPS, x) for i, x in enumerate(xs)]
+    t_end = timeline[-1][0]
+    timeline += [(t_end + (4 + k) / SYNTH_FPS, xs[-1] - 8 * (3 + k)) for k in range(1, 6)]
+    ids = []
+    for i, (ts, x) in enumerate(timeline):
+        result = pipeline.process(Frame(scene(x), ts, i + 1))
+        if i >= 2:
+            ids.append(tuple(sorted(result.tracks.track_ids.tolist())))
+        if i >= 50:  # walking again: the gate lets every frame through
+            assert result.ran_detector
+    assert set(ids) == {(1, 2)}
+    assert pipeline.tracker.live_track_count == 2

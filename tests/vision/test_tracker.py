@@ -164,3 +164,97 @@ def test_rejects_time_going_backwards_and_bad_boxes() -> None:
     assert tr.live_track_count == 1  # the empty and the NaN box are dropped
     with pytest.raises(ValueError, match="backwards"):
         tr.update(Detections.empty(), 0.5)
+
+
+def walk_then_stop(tr: ByteTracker, frames: int = 21, step_px: float = 10.0) -> float:
+    """A person walks right at step_px per frame and stops dead; returns where they stand."""
+    for k in range(frames):
+        out = tr.update(dets((box(100 + step_px * k), 0.9)), k / FPS)
+    assert out.track_ids.tolist() == [1]
+    return 100 + step_px * (frames - 1)
+
+
+@pytest.mark.parametrize("gap_s", [2.0, 4.0, 8.0])
+def test_a_still_gap_holds_a_stopped_walker_in_place(gap_s: float) -> None:
+    # Motion gating: the person stopped, the gate skipped every frame for gap_s, then a forced
+    # detection finds them where they stand. Predicting on at walking pace would put the box
+    # 10 px x 10 fps x gap_s away (200-800 px: no overlap) and the person would get a new id.
+    tr = ByteTracker(TrackerConfig(lost_s=2.0), FPS)
+    x = walk_then_stop(tr)
+    t_stop = 20 / FPS
+    out = tr.update(dets((box(x + 2), 0.9)), t_stop + gap_s, still_until_ts=t_stop + gap_s)
+    assert out.track_ids.tolist() == [1]
+    assert tr.live_track_count == 1
+    # held, not carried on: the box is within a few px of the detection
+    assert float((out.xyxy[0, 0] + out.xyxy[0, 2]) / 2) == pytest.approx(x + 2, abs=1.0)
+    # further still gaps (the gate backing off to 8 s) keep the id and do not drift
+    t = t_stop + gap_s
+    for _ in range(3):
+        t += 8.0
+        out = tr.update(dets((box(x + 2), 0.9)), t, still_until_ts=t)
+        assert out.track_ids.tolist() == [1]
+        assert float((out.xyxy[0, 0] + out.xyxy[0, 2]) / 2) == pytest.approx(x + 2, abs=0.5)
+
+
+def test_the_same_gap_without_still_evidence_is_predicted_at_walking_pace() -> None:
+    # The contrast: told nothing about the gap (it may have been an occlusion), the tracker
+    # predicts across it, the stopped walker's box leaves them, and they get a new id.
+    tr = ByteTracker(TrackerConfig(lost_s=2.0), FPS)
+    x = walk_then_stop(tr)
+    t = 20 / FPS + 2.0
+    tr.update(dets((box(x + 2), 0.9)), t)
+    assert tr.update(dets((box(x + 2), 0.9)), t + 0.1).track_ids.tolist() == [2]
+
+
+def test_a_gap_with_motion_keeps_the_normal_prediction() -> None:
+    # Frames dropped (or the person occluded) for 1 s while walking: they reappear where
+    # constant velocity puts them, 100 px on, with no overlap with where they were last seen.
+    tr = ByteTracker(TrackerConfig(), FPS)
+    x = walk_then_stop(tr)
+    out = tr.update(dets((box(x + 10 * 10), 0.9)), 20 / FPS + 1.0)
+    assert out.track_ids.tolist() == [1]
+    # a still span that ended before the gap's motion: the same walker, held then predicted,
+    # is not found 100 px on (the evidence says they stood still for most of the second)
+    tr2 = ByteTracker(TrackerConfig(), FPS)
+    walk_then_stop(tr2)
+    out2 = tr2.update(dets((box(x + 10 * 10), 0.9)), 20 / FPS + 1.0, still_until_ts=20 / FPS + 0.9)
+    assert out2.track_ids.tolist() == []
+
+
+def test_a_stopped_walker_who_walks_off_again_keeps_the_id() -> None:
+    # Stands 4 s (still), then walks back left at 8 px per frame: the gate sees motion at the
+    # first step, so only the last frame interval of the gap is predicted (on zero velocity:
+    # the walking velocity is gone), and the new velocity is learned from the next frames.
+    tr = ByteTracker(TrackerConfig(), FPS)
+    x = walk_then_stop(tr)
+    t0 = 20 / FPS + 4.0
+    out = tr.update(dets((box(x - 8), 0.9)), t0, still_until_ts=t0 - 1 / FPS)
+    assert out.track_ids.tolist() == [1]
+    for k in range(1, 15):
+        out = tr.update(dets((box(x - 8 - 8 * k), 0.9)), t0 + k / FPS)
+        assert out.track_ids.tolist() == [1]
+    # the velocity now points left; a 0.5 s occlusion is bridged by predicting it
+    t = t0 + 14 / FPS
+    out = tr.update(dets((box(x - 8 - 8 * 19), 0.9)), t + 0.5)
+    assert out.track_ids.tolist() == [1]
+
+
+def test_kalman_hold_keeps_boxes_and_zeroes_velocity() -> None:
+    kf = KalmanBoxFilter(FPS)
+    mean, cov = kf.initiate(xyxy_to_xyah([box(100), box(300)]))
+    for k in range(1, 10):
+        mean, cov = kf.predict(mean, cov, np.array([1 / FPS, 1 / FPS]))
+        mean, cov = kf.update(mean, cov, xyxy_to_xyah([box(100 + 5 * k), box(300 - 5 * k)]))
+    held, held_cov = kf.hold(mean, cov, np.array([2.0, 0.0]))
+    # the first track crossed 2 s of stillness: same box, no velocity, no position-velocity
+    # correlation left, position uncertainty grown
+    np.testing.assert_array_equal(held[0, :4], mean[0, :4])
+    np.testing.assert_array_equal(held[0, 4:], np.zeros(4))
+    np.testing.assert_array_equal(held_cov[0, :4, 4:], np.zeros((4, 4)))
+    assert held_cov[0, 0, 0] > cov[0, 0, 0]
+    # a zero span leaves the second track as it was
+    np.testing.assert_array_equal(held[1], mean[1])
+    np.testing.assert_array_equal(held_cov[1], cov[1])
+    # and a prediction after a hold stays put
+    after, _ = kf.predict(held, held_cov, np.array([1.0, 0.0]))
+    np.testing.assert_allclose(after[0, :4], mean[0, :4])

@@ -7,8 +7,13 @@ tentative tracks claim what is left. Unmatched high-score detections above new_t
 start tentative tracks, confirmed after confirm_frames hits. A lost track is kept lost_s
 seconds for re-identification, then dropped with all its memory.
 
-Time is passed in (ts, seconds), so skipped frames and motion-gated gaps are handled by
-predicting over the real interval. No global state: ids count from 1 per tracker.
+Time is passed in (ts, seconds), so skipped frames are handled by predicting over the real
+interval. A gap the caller saw to be still (a motion gate skipped the frames: nobody moved) is
+different: predicting over it on the velocities people had when they stopped carries their
+boxes away from where they stand (135 px in 2 s at walking pace), the forced detection then
+matches nothing, and the stopped people get new ids. So update() takes `still_until_ts`: up to
+then the tracks are held in place with their velocities zeroed (KalmanBoxFilter.hold), and
+only the rest of the gap is predicted. No global state: ids count from 1 per tracker.
 """
 
 from __future__ import annotations
@@ -66,13 +71,17 @@ class ByteTracker:
         """Tracks held in memory (tentative, tracked and lost)."""
         return len(self._tracks)
 
-    def _predict(self, ts: float) -> None:
+    def _predict(self, ts: float, still_until_ts: float | None = None) -> None:
         if not self._tracks:
             return
         means = np.stack([t.mean for t in self._tracks])
         covs = np.stack([t.cov for t in self._tracks])
-        dt = np.array([ts - t.predicted_ts for t in self._tracks])
-        means, covs = self.kf.predict(means, covs, dt)
+        start = np.array([t.predicted_ts for t in self._tracks])
+        if still_until_ts is not None:
+            still_end = np.clip(still_until_ts, start, ts)
+            means, covs = self.kf.hold(means, covs, still_end - start)
+            start = still_end
+        means, covs = self.kf.predict(means, covs, ts - start)
         for i, t in enumerate(self._tracks):
             t.mean, t.cov, t.predicted_ts = means[i], covs[i], ts
 
@@ -112,10 +121,19 @@ class ByteTracker:
         pairs = [(tracks[r], int(det_idx[c])) for r, c in matches]
         return pairs, [tracks[i] for i in un_t], det_idx[un_d]
 
-    def update(self, dets: Detections, ts: float) -> Detections:
-        """Associate one frame's detections; returns confirmed tracks matched at ts."""
+    def update(
+        self, dets: Detections, ts: float, still_until_ts: float | None = None
+    ) -> Detections:
+        """Associate one frame's detections; returns confirmed tracks matched at ts.
+
+        `still_until_ts`: the caller saw nothing move from the previous update (or coast)
+        until this time, e.g. a motion gate skipped the frames in between and, for a forced
+        detection, passed this one as still too (then it is ts). Over that part of the gap the
+        tracks stay where they were and lose their velocity; the rest is predicted as usual.
+        None, for a gap of unknown motion (occlusion, dropped frames), predicts over it all.
+        """
         self._check_time(ts)
-        self._predict(ts)
+        self._predict(ts, still_until_ts)
         xyxy = dets.xyxy.astype(np.float64)
         scores = dets.scores.astype(np.float64)
         valid = (

@@ -3,7 +3,8 @@
 Vectorised over tracks: means are (N, 8), covariances (N, 8, 8). Noise scales with the box
 height (as in SORT/ByteTrack) so near and far people are treated alike. Time is explicit:
 velocities are in units per nominal frame (1 / fps) and a predict over ``dt_s`` advances by
-``dt_s * fps`` frames, so skipped frames and irregular timestamps are handled.
+``dt_s * fps`` frames, so skipped frames and irregular timestamps are handled. ``hold`` is
+the other way to cross a gap: for spans in which the caller saw nothing move.
 """
 
 from __future__ import annotations
@@ -33,6 +34,19 @@ def xyah_to_xyxy(xyah: npt.ArrayLike) -> F64:
     return np.stack([m[:, 0] - w / 2, m[:, 1] - h / 2, m[:, 0] + w / 2, m[:, 1] + h / 2], axis=1)
 
 
+def _initial_velocity_std(h: F64) -> F64:
+    """(N, 4) velocity std of a track that has no velocity evidence yet (boxes of height h)."""
+    return np.stack(
+        [
+            10 * _STD_VELOCITY * h,
+            10 * _STD_VELOCITY * h,
+            np.full(h.shape[0], 1e-5),
+            10 * _STD_VELOCITY * h,
+        ],
+        axis=1,
+    )
+
+
 class KalmanBoxFilter:
     """Stateless maths; the tracker owns the (mean, cov) arrays."""
 
@@ -53,13 +67,10 @@ class KalmanBoxFilter:
                 2 * _STD_POSITION * h,
                 np.full(n, 1e-2),
                 2 * _STD_POSITION * h,
-                10 * _STD_VELOCITY * h,
-                10 * _STD_VELOCITY * h,
-                np.full(n, 1e-5),
-                10 * _STD_VELOCITY * h,
             ],
             axis=1,
         )
+        std = np.concatenate([std, _initial_velocity_std(h)], axis=1)
         cov = np.zeros((n, 8, 8))
         idx = np.arange(8)
         cov[:, idx, idx] = std**2
@@ -94,6 +105,41 @@ class KalmanBoxFilter:
         new_mean = np.einsum("nij,nj->ni", motion, mean)
         new_cov = motion @ cov @ motion.transpose(0, 2, 1) + q
         return new_mean, new_cov
+
+    def hold(self, mean: F64, cov: F64, dt_s: F64) -> tuple[F64, F64]:
+        """Cross dt_s (N,) seconds in which the boxes were seen not to move.
+
+        A person who stopped keeps the velocity they walked with, so predicting over a long
+        still span carries the box away from where they stand. Here the box stays put and its
+        velocity becomes zero, uncertain again as a new track's, so that it is relearned from
+        the next detections if they walk off; position uncertainty still grows with the span
+        (small shifts the caller could not see). Tracks with dt_s 0 are left unchanged.
+        """
+        n = mean.shape[0]
+        k = np.maximum(np.asarray(dt_s, dtype=np.float64), 0.0) * self.fps
+        spanned = k > 0
+        if n == 0 or not spanned.any():
+            return mean, cov
+        h = mean[:, 3]
+        pos_var = (
+            np.stack(
+                [_STD_POSITION * h, _STD_POSITION * h, np.full(n, 1e-2), _STD_POSITION * h], axis=1
+            )
+            ** 2
+            * k[:, None]
+        )
+        vel_var = _initial_velocity_std(h) ** 2
+        held_mean = mean.copy()
+        held_mean[:, _NDIM:] = 0.0
+        held_cov = np.zeros_like(cov)
+        held_cov[:, :_NDIM, :_NDIM] = cov[:, :_NDIM, :_NDIM]
+        idx = np.arange(_NDIM)
+        held_cov[:, idx, idx] += pos_var
+        held_cov[:, idx + _NDIM, idx + _NDIM] = vel_var
+        return (
+            np.where(spanned[:, None], held_mean, mean),
+            np.where(spanned[:, None, None], held_cov, cov),
+        )
 
     def update(self, mean: F64, cov: F64, xyah: F64) -> tuple[F64, F64]:
         """Correct tracks (N,) with their matched measurements (N, 4)."""
