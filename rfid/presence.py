@@ -19,19 +19,59 @@ import math
 from rfid.config import PresenceConfig
 
 HISTORY_EPOCHS = 64
+DBM = "dbm"  # M100, LLRP PeakRSSI
+RAW = "raw"  # Chafon 288: unsigned byte, larger is stronger, no known relation to dBm
 _HISTORY_MASK = (1 << HISTORY_EPOCHS) - 1
 MIN_HISTORY_EPOCHS = 16
 
 
 class ZoneSignal:
-    """Smoothed strength of one tag as seen by one zone."""
+    """What one zone knows of one tag: when it read it, and its smoothed strength per unit.
 
-    __slots__ = ("last_seen", "reader_id", "value")
+    Readers report strength in different units: M100 and LLRP in dBm, the Chafon 288 as a raw
+    unsigned byte (larger is stronger, not dBm), Chafon 18 and RDM6300 not at all. A number is
+    only comparable with one of the same unit, so each unit is smoothed on its own (`dbm`,
+    `raw`, each with the time of its last read) and a zone read only without RSSI has neither.
+    `since` is the start of the zone's current run of reads (no gap over `rssi_window_s`) and
+    `n_epochs` counts the epochs in which the zone read the tag: presence evidence, which is
+    comparable across readers of any unit.
+    """
 
-    def __init__(self, value: float, last_seen: float, reader_id: str):
-        self.value = value
-        self.last_seen = last_seen
+    __slots__ = (
+        "dbm",
+        "dbm_seen",
+        "last_epoch",
+        "last_seen",
+        "n_epochs",
+        "raw",
+        "raw_seen",
+        "reader_id",
+        "since",
+    )
+
+    def __init__(self, ts: float, epoch: int, reader_id: str):
+        self.last_seen = ts
+        self.since = ts
         self.reader_id = reader_id
+        self.last_epoch = epoch
+        self.n_epochs = 1
+        self.dbm = 0.0
+        self.dbm_seen = -math.inf  # never: no dBm value
+        self.raw = 0.0
+        self.raw_seen = -math.inf
+
+    def value(self, unit: str, now: float, window_s: float) -> float:
+        """Smoothed strength in `unit` ("dbm" or "raw"); -inf if not read in it for
+        `window_s`."""
+        if unit == DBM:
+            return self.dbm if self.dbm_seen >= now - window_s else -math.inf
+        return self.raw if self.raw_seen >= now - window_s else -math.inf
+
+    def units(self) -> tuple[str, ...]:
+        """The strength units this zone has ever reported for the tag (dBm first)."""
+        if self.dbm_seen > -math.inf:
+            return (DBM, RAW) if self.raw_seen > -math.inf else (DBM,)
+        return (RAW,) if self.raw_seen > -math.inf else ()
 
 
 class TagState:
@@ -70,8 +110,12 @@ class TagState:
         self.cand_zone: str | None = None
         self.cand_since = 0.0
 
-    def observe(self, ts: float, zone: str, strength: float, reader_id: str) -> None:
-        """One read. Reads may arrive slightly out of order; the history only moves forward."""
+    def observe(
+        self, ts: float, zone: str, reader_id: str, dbm: float | None, raw: float | None
+    ) -> None:
+        """One read, with its strength in dBm or raw units (offset applied), or neither.
+
+        Reads may arrive slightly out of order; the history only moves forward."""
         cfg = self.cfg
         self.last_seen = max(self.last_seen, ts)
         epoch = math.floor(ts / cfg.epoch_s)
@@ -81,17 +125,36 @@ class TagState:
             self.last_epoch = epoch
             self.n_epochs += 1
         self.n_reads += 1
+        window_s = cfg.rssi_window_s
         sig = self.zones.get(zone)
         if sig is None:
-            self.zones[zone] = ZoneSignal(strength, ts, reader_id)
-        elif ts - sig.last_seen > cfg.rssi_window_s:
-            sig.value = strength
-            sig.last_seen = ts
-            sig.reader_id = reader_id
+            sig = self.zones[zone] = ZoneSignal(ts, epoch, reader_id)
         else:
-            sig.value += cfg.rssi_alpha * (strength - sig.value)
-            sig.last_seen = max(sig.last_seen, ts)
+            if ts > sig.last_seen:
+                if ts - sig.last_seen > window_s:
+                    sig.since = ts  # a gap: the zone's run of reads starts again
+                sig.last_seen = ts
+            if epoch > sig.last_epoch:
+                sig.last_epoch = epoch
+                sig.n_epochs += 1
             sig.reader_id = reader_id
+        # EWMA per unit; a value not refreshed within the window restarts from the new read.
+        if dbm is not None:
+            seen = sig.dbm_seen
+            if ts - seen > window_s:
+                sig.dbm = dbm
+            else:
+                sig.dbm += cfg.rssi_alpha * (dbm - sig.dbm)
+            if ts > seen:
+                sig.dbm_seen = ts
+        elif raw is not None:
+            seen = sig.raw_seen
+            if ts - seen > window_s:
+                sig.raw = raw
+            else:
+                sig.raw += cfg.rssi_alpha * (raw - sig.raw)
+            if ts > seen:
+                sig.raw_seen = ts
 
     def debounced(self) -> bool:
         """Enough reads in enough distinct epochs to believe the tag is really there."""
@@ -99,22 +162,96 @@ class TagState:
             self.n_epochs >= self.cfg.appear_min_epochs
         )
 
-    def best_zone(self, now: float, recent_only: bool = True) -> str | None:
-        """The zone with the strongest smoothed value among zones that read the tag recently
-        (or, with `recent_only=False`, ever: used for the first zone of a new item)."""
-        horizon = now - self.cfg.rssi_window_s if recent_only else -math.inf
-        best: str | None = None
-        best_value = -math.inf
-        for name, sig in self.zones.items():
-            if sig.last_seen >= horizon and sig.value > best_value:
-                best, best_value = name, sig.value
-        return best
+    def first_zone(self, now: float, min_epoch_lead: int, decide_by_s: float) -> str | None:
+        """The zone of a new item, or None while the zones' evidence is not yet clear.
 
-    def zone_value(self, zone: str | None, now: float) -> float:
-        sig = self.zones.get(zone) if zone is not None else None
-        if sig is None or sig.last_seen < now - self.cfg.rssi_window_s:
-            return -math.inf
-        return sig.value
+        Within one unit the strongest smoothed value over all reads so far wins: a home antenna
+        that missed the last few cycles keeps its stronger value, so a cross-read cannot win by
+        default. Strengths of different units (or none) cannot be compared, so between the
+        winners of each unit and the zones without RSSI the zone that read the tag in the most
+        epochs wins, once it leads the next by `min_epoch_lead` epochs (a sequential test: a
+        home antenna reads a tag in more epochs than a neighbour cross-reads it, and a lead
+        of k epochs is reached by the wrong zone first with a chance that falls geometrically
+        in k), or at the latest once the tag has been known for `decide_by_s` (a real item is
+        never left uncounted; on equal epochs the dBm zone wins).
+        """
+        zones = self.zones
+        cands: list[str] = []
+        for unit in (DBM, RAW):
+            best: str | None = None
+            best_value = -math.inf
+            for name, sig in zones.items():
+                if unit == DBM:
+                    seen, value = sig.dbm_seen, sig.dbm
+                else:
+                    seen, value = sig.raw_seen, sig.raw
+                if seen > -math.inf and value > best_value:
+                    best, best_value = name, value
+            if best is not None and best not in cands:
+                cands.append(best)
+        cands += [name for name, sig in zones.items() if not sig.units()]
+        if len(cands) <= 1:
+            return cands[0] if cands else None
+        # Stable: on equal epochs the order above decides (dBm, raw, then zones without RSSI).
+        cands.sort(key=lambda name: -zones[name].n_epochs)
+        lead = zones[cands[0]].n_epochs - zones[cands[1]].n_epochs
+        if lead >= min_epoch_lead or now - self.first_seen >= decide_by_s:
+            return cands[0]
+        return None
+
+    def rssi_leader(self, cur: str, at: float) -> tuple[str | None, float]:
+        """The strongest zone among those reading the tag in a unit the current zone `cur`
+        reports too, with its lead over `cur` in that unit; (None, 0) if `cur` leads or no
+        zone can be compared with it. Zones that read the tag in the last `rssi_window_s`
+        count; `cur` counts as -inf if it has not (it lost the tag)."""
+        horizon = at - self.cfg.rssi_window_s
+        zones = self.zones
+        cur_sig = zones[cur]
+        # Unrolled over the two units: this runs for every read tag on every tick.
+        if cur_sig.dbm_seen > -math.inf:
+            cur_value = cur_sig.dbm if cur_sig.dbm_seen >= horizon else -math.inf
+            # Still read by `cur` but without a dBm value (e.g. an LLRP report without
+            # PeakRSSI): nothing to compare.
+            if cur_value > -math.inf or cur_sig.last_seen < horizon:
+                best, best_value = cur, cur_value
+                for name, sig in zones.items():
+                    if sig.dbm_seen >= horizon and sig.dbm > best_value:
+                        best, best_value = name, sig.dbm
+                if best != cur:
+                    return best, best_value - cur_value
+        if cur_sig.raw_seen > -math.inf:
+            cur_value = cur_sig.raw if cur_sig.raw_seen >= horizon else -math.inf
+            if cur_value > -math.inf or cur_sig.last_seen < horizon:
+                best, best_value = cur, cur_value
+                for name, sig in zones.items():
+                    if sig.raw_seen >= horizon and sig.raw > best_value:
+                        best, best_value = name, sig.raw
+                if best != cur:
+                    return best, best_value - cur_value
+        return None, 0.0
+
+    def presence_leader(self, cur: str, at: float) -> str | None:
+        """A zone that has kept reading the tag (no gap over `rssi_window_s`) for at least
+        `zone_dwell_s` while the current zone `cur` has not read it for the tag's whole
+        removal window (`expiry_s`): the evidence that would remove it, plus a new home. Of
+        several, the one reading it longest."""
+        cfg = self.cfg
+        zones = self.zones
+        silent_s = at - zones[cur].last_seen
+        if silent_s < min(cfg.min_absence_s, cfg.absence_timeout_s) or silent_s < self.expiry_s():
+            return None
+        horizon = at - cfg.rssi_window_s
+        best: str | None = None
+        best_since = math.inf
+        for name, sig in zones.items():
+            if (
+                name != cur
+                and sig.last_seen >= horizon
+                and at - sig.since >= cfg.zone_dwell_s
+                and sig.since < best_since
+            ):
+                best, best_since = name, sig.since
+        return best
 
     def read_rate(self) -> tuple[float, int]:
         """(fraction of epochs with a read, epochs observed) over the recent history."""
@@ -144,4 +281,4 @@ class TagState:
         return min(timeout, max(lower, window_epochs * cfg.epoch_s))
 
 
-__all__ = ["HISTORY_EPOCHS", "MIN_HISTORY_EPOCHS", "TagState", "ZoneSignal"]
+__all__ = ["DBM", "HISTORY_EPOCHS", "MIN_HISTORY_EPOCHS", "RAW", "TagState", "ZoneSignal"]

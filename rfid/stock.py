@@ -7,9 +7,15 @@
 
 * An item arrives once it passes the debounce (reads in distinct epochs, `PresenceConfig`) and
   has been known for `zone_dwell_s`, so that its first zone is as settled as a moved one.
-* It is assigned to the zone with the best smoothed RSSI; it moves only when another zone leads
-  by `zone_hysteresis_db` for `zone_dwell_s`, so cross-reads from a neighbouring shelf do not
-  make it flap. A tag read only by the neighbour has moved, not gone.
+* Readers report strength in different units (M100, LLRP: dBm; Chafon 288: a raw byte, larger
+  is stronger; Chafon 18, RDM6300: none), and only numbers of one unit are compared. Between
+  zones of one unit, an item is assigned to the zone with the best smoothed RSSI and moves only
+  when another zone leads by `zone_hysteresis_db` for `zone_dwell_s`, so cross-reads from a
+  neighbouring shelf do not make it flap. Across units (and for readers without RSSI) it moves
+  only on presence evidence: its zone has not read it for its whole removal window while the
+  other zone has kept reading it for `zone_dwell_s`; its first zone across units is the one that
+  read it in clearly more epochs (`presence.TagState.first_zone`). A tag read only by the
+  neighbour has moved, not gone.
 * It is removed only after going unread for its window (`presence.TagState.expiry_s`) while
   every reader of its zone is healthy and has been healthy for a full `absence_timeout_s`:
   a reader outage freezes its zones, and after a reconnect departures wait one full window.
@@ -38,6 +44,16 @@ from rfid.events import (
 from rfid.presence import TagState
 
 DEFAULT_MAX_TAGS = 200_000
+# First zone across strength units: the leader must read the tag in this many more epochs than
+# the next zone. With 65 % home reads per epoch and 30 % cross-reads, each epoch moves the lead
+# +1 with p = 0.46 and -1 with q = 0.11, so the wrong zone gets there first with a chance of
+# about (q / p)^6 = 1.5e-4, after some 17 epochs on average (standard deviation about 8).
+ARRIVAL_EPOCH_LEAD = 6
+# ...and if no zone gets that lead (both readers read it about as often), the leader is taken
+# after this many absence timeouts: late enough that a home zone with a bad start has caught
+# up (a decision at one timeout, 30 s, went to the neighbour in a seeded test), soon enough
+# that a real item is counted within minutes.
+ARRIVAL_DECIDE_TIMEOUTS = 4
 _GTIN_CACHE_MAX = 100_000
 
 
@@ -136,13 +152,17 @@ class StockEngine:
                     self.dropped_new_tags += 1
                     continue
                 tag = tags[epc] = TagState(epc, self._gtin(epc), read.ts, ant.cfg)
-            if read.rssi_dbm is not None:
-                strength = read.rssi_dbm + ant.offset_db
-            elif read.rssi_raw is not None:
-                strength = read.rssi_raw + ant.offset_db
-            else:
-                strength = ant.offset_db
-            tag.observe(read.ts, ant.zone, strength, read.reader_id)
+            # Units stay apart (dBm vs the Chafon 288's raw byte): adding them up to one
+            # number let a raw 64 beat any dBm value. The offset calibrates within a unit.
+            dbm = read.rssi_dbm
+            raw = read.rssi_raw
+            tag.observe(
+                read.ts,
+                ant.zone,
+                read.reader_id,
+                None if dbm is None else dbm + ant.offset_db,
+                None if raw is None else raw + ant.offset_db,
+            )
             dirty[epc] = tag
 
     # --- outputs ---------------------------------------------------------------------------
@@ -208,9 +228,11 @@ class StockEngine:
             # read rate the home antenna can miss a new tag while a neighbour cross-reads it.
             if not tag.debounced() or tag.last_seen - tag.first_seen < tag.cfg.zone_dwell_s:
                 return
-            # All zones since the first read count: a home antenna that missed the last few
-            # cycles still holds its (stronger) value, so a cross-read cannot win by default.
-            zone = tag.best_zone(max(now, tag.last_seen), recent_only=False)
+            zone = tag.first_zone(
+                max(now, tag.last_seen),
+                ARRIVAL_EPOCH_LEAD,
+                ARRIVAL_DECIDE_TIMEOUTS * tag.cfg.absence_timeout_s,
+            )
             if zone is None:
                 return
             tag.present = True
@@ -224,20 +246,29 @@ class StockEngine:
             tag.cand_zone = None  # frozen while its reader is down
             return
         at = tag.last_seen
-        best = tag.best_zone(at)
-        if best is None or best == cur:
-            tag.cand_zone = None
-            return
         cfg = tag.cfg
-        if tag.zone_value(best, at) - tag.zone_value(cur, at) < cfg.zone_hysteresis_db:
-            tag.cand_zone = None
+        best, lead = tag.rssi_leader(cur, at)
+        if best is not None and lead >= cfg.zone_hysteresis_db:
+            if tag.cand_zone != best:
+                tag.cand_zone = best
+                tag.cand_since = at
+                return
+            if at - tag.cand_since >= cfg.zone_dwell_s:
+                self._move(tag, cur, best, now, events)
             return
-        if tag.cand_zone != best:
-            tag.cand_zone = best
-            tag.cand_since = at
-            return
-        if at - tag.cand_since < cfg.zone_dwell_s:
-            return
+        tag.cand_zone = None
+        # Across units no number says which zone is closer, so only presence can: the zone
+        # stopped reading the tag for as long as it would take to remove it, and another zone
+        # kept reading it. Steady cross-reads never satisfy this (the home zone keeps reading),
+        # so they cannot cause a move storm. As for a removal, the zone's readers must have
+        # been healthy for a full window: silence from an outage is not evidence.
+        best = tag.presence_leader(cur, at)
+        if best is not None and self.zone_healthy(cur, now, full_window=True):
+            self._move(tag, cur, best, now, events)
+
+    def _move(
+        self, tag: TagState, cur: str, best: str, now: float, events: list[StockEvent]
+    ) -> None:
         tag.zone = best
         tag.cand_zone = None
         self._count(tag.gtin, cur, -1)
