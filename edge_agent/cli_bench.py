@@ -225,7 +225,7 @@ def _bench(args: argparse.Namespace) -> int:
         "static_scene": bool(args.static),
         "frames": runs[0]["frames"],
         "runs": args.runs,
-        "threads": args.threads,
+        "threads": detector.cfg.effective_threads(),
         "motion_gating": not args.no_motion,
         "max_skip_s": args.max_skip_s,
         "max_skip_static_s": camera.motion.max_skip_static_s,
@@ -428,8 +428,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     b.add_argument(
         "--threads",
         type=int,
-        default=DetectorConfig().threads,
-        help="ONNX Runtime intra-op threads",
+        default=None,
+        help="ONNX Runtime intra-op threads (default: as the daemon, one less than the cores)",
     )
     b.add_argument("--runs", type=int, default=3, help="repeat and report medians")
     b.add_argument(

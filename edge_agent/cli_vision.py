@@ -352,7 +352,9 @@ def _register_eval(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     )
     p.add_argument("--anchor", choices=["bottom_center", "center"], default="bottom_center")
     p.add_argument("--conf", type=float, default=DetectorConfig().confidence, help="detector")
-    p.add_argument("--threads", type=int, default=DetectorConfig().threads, help="ORT threads")
+    p.add_argument(
+        "--threads", type=int, default=None, help="ORT threads (default: one less than the cores)"
+    )
     p.add_argument("--min-score", type=float, default=0.0, help="drop MOT detections below")
     p.add_argument("--high-score", type=float, default=tracker.high_score)
     p.add_argument("--low-score", type=float, default=tracker.low_score)

@@ -182,7 +182,7 @@ class OnnxDetector:
         options = ort.SessionOptions()
         # One camera's inference uses the cores it is given; no inter-op parallelism because
         # these graphs are a single chain, and ALL optimisations fuse conv+activation.
-        options.intra_op_num_threads = self.cfg.threads
+        options.intra_op_num_threads = self.cfg.effective_threads()
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
