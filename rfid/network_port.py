@@ -41,11 +41,11 @@ from typing import Literal
 from rfid.config import ReaderConfig
 from rfid.events import TagRead
 from rfid.protocols import llrp
+from rfid.read_rate import ReadRate
 from rfid.serial_port import (
     BACKOFF_MAX_S,
     BACKOFF_START_S,
     FAILED_AFTER_ATTEMPTS,
-    RATE_WINDOW_S,
     ReaderHealth,
     ReaderState,
 )
@@ -104,9 +104,7 @@ class LlrpReader:
         self._steps: list[tuple[int, int, Callable[[int], bytes], bool]] = []
         self._awaiting: tuple[int, int, int, bool] | None = None  # request, response, id, must
         self._connected_ts = 0.0
-        self._rate_start_ts: float | None = None
-        self._rate_count = 0
-        self._rate_hz = 0.0
+        self._rate = ReadRate()
 
     @property
     def state(self) -> ReaderState:
@@ -149,7 +147,7 @@ class LlrpReader:
             self._drop(now, "the reader closed the connection", "disconnects")
         if self._sock is not None:
             self._check_timers(now)
-        self._count_rate(now, len(reads))
+        self._rate.add(len(reads), now)
         return reads
 
     def health(self, now: float) -> ReaderHealth:
@@ -161,7 +159,7 @@ class LlrpReader:
             state=self._state,
             last_frame_ts=last,
             last_frame_age_s=None if last is None else max(0.0, now - last),
-            read_rate_hz=self._rate_hz if self._phase == "running" else 0.0,
+            read_rate_hz=self._rate.hz if self._phase == "running" else 0.0,
             errors=errors,
         )
 
@@ -430,16 +428,6 @@ class LlrpReader:
     def _schedule_reopen(self, now: float) -> None:
         self._next_open_ts = now + self._backoff_s
         self._backoff_s = min(BACKOFF_MAX_S, self._backoff_s * 2)
-
-    def _count_rate(self, now: float, n_reads: int) -> None:
-        if self._rate_start_ts is None:
-            self._rate_start_ts = now
-        self._rate_count += n_reads
-        elapsed = now - self._rate_start_ts
-        if elapsed >= RATE_WINDOW_S:
-            self._rate_hz = self._rate_count / elapsed
-            self._rate_start_ts = now
-            self._rate_count = 0
 
 
 __all__ = ["LlrpReader"]

@@ -30,6 +30,7 @@ from rfid.config import ReaderConfig
 from rfid.events import TagRead
 from rfid.protocols import PROTOCOLS, FrameParser, ProtocolSpec
 from rfid.protocols.base import DEFAULT_FRAME_TIMEOUT_S
+from rfid.read_rate import ReadRate
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,6 @@ ReaderState = Literal["connecting", "connected", "stale", "reconnecting", "faile
 BACKOFF_START_S = 1.0
 BACKOFF_MAX_S = 30.0
 FAILED_AFTER_ATTEMPTS = 5
-RATE_WINDOW_S = 5.0
 RESPONSE_TIMEOUT_S = 0.5  # beyond the scan time (= poll interval) a polled reader is given
 
 
@@ -115,9 +115,7 @@ class SerialReader:
         self._frames_at_open = 0
         self.io_errors: dict[str, int] = {}
         self.last_error: str | None = None
-        self._rate_start_ts: float | None = None
-        self._rate_count = 0
-        self._rate_hz = 0.0
+        self._rate = ReadRate()
 
     @property
     def state(self) -> ReaderState:
@@ -156,7 +154,7 @@ class SerialReader:
             state=self._state,
             last_frame_ts=last,
             last_frame_age_s=None if last is None else max(0.0, now - last),
-            read_rate_hz=self._rate_hz if self._ser is not None else 0.0,
+            read_rate_hz=self._rate.hz if self._ser is not None else 0.0,
             errors=errors,
         )
 
@@ -241,14 +239,7 @@ class SerialReader:
             # A real frame, or a port that has stayed open (an RDM6300 with no card in front
             # of it is silent): the link works, so the next loss starts the backoff at 1 s.
             self._backoff_s = BACKOFF_START_S
-        if self._rate_start_ts is None:
-            self._rate_start_ts = now
-        self._rate_count += n_reads
-        elapsed = now - self._rate_start_ts
-        if elapsed >= RATE_WINDOW_S:
-            self._rate_hz = self._rate_count / elapsed
-            self._rate_start_ts = now
-            self._rate_count = 0
+        self._rate.add(n_reads, now)
         if not self.spec.idle_frames:
             return
         last = max(self.parser.last_frame_ts or self._connected_ts, self._connected_ts)
