@@ -32,29 +32,29 @@ class ZoneSignal:
     unsigned byte (larger is stronger, not dBm), Chafon 18 and RDM6300 not at all. A number is
     only comparable with one of the same unit, so each unit is smoothed on its own (`dbm`,
     `raw`, each with the time of its last read) and a zone read only without RSSI has neither.
-    `since` is the start of the zone's current run of reads (no gap over `rssi_window_s`) and
-    `n_epochs` counts the epochs in which the zone read the tag: presence evidence, which is
-    comparable across readers of any unit.
+    `n_epochs` counts the epochs in which the zone read the tag and `hist` marks the last 64 of
+    them (bit 0 = `last_epoch`): presence evidence, which is comparable across readers of any
+    unit.
     """
 
     __slots__ = (
         "dbm",
         "dbm_seen",
+        "hist",
         "last_epoch",
         "last_seen",
         "n_epochs",
         "raw",
         "raw_seen",
         "reader_id",
-        "since",
     )
 
     def __init__(self, ts: float, epoch: int, reader_id: str):
         self.last_seen = ts
-        self.since = ts
         self.reader_id = reader_id
         self.last_epoch = epoch
         self.n_epochs = 1
+        self.hist = 1
         self.dbm = 0.0
         self.dbm_seen = -math.inf  # never: no dBm value
         self.raw = 0.0
@@ -66,6 +66,17 @@ class ZoneSignal:
         if unit == DBM:
             return self.dbm if self.dbm_seen >= now - window_s else -math.inf
         return self.raw if self.raw_seen >= now - window_s else -math.inf
+
+    def epochs_read(self, first_epoch: int, last_epoch: int) -> int:
+        """Epochs from `first_epoch` to `last_epoch` in which the zone read the tag (only the
+        zone's last 64 epochs are known)."""
+        hi = min(last_epoch, self.last_epoch)
+        lo = max(first_epoch, self.last_epoch - HISTORY_EPOCHS + 1)
+        if hi < lo:
+            return 0
+        # bit k of `hist` is epoch last_epoch - k
+        k_lo = self.last_epoch - hi
+        return (self.hist >> k_lo & ((1 << (hi - lo + 1)) - 1)).bit_count()
 
     def units(self) -> tuple[str, ...]:
         """The strength units this zone has ever reported for the tag (dBm first)."""
@@ -130,11 +141,12 @@ class TagState:
         if sig is None:
             sig = self.zones[zone] = ZoneSignal(ts, epoch, reader_id)
         else:
-            if ts > sig.last_seen:
-                if ts - sig.last_seen > window_s:
-                    sig.since = ts  # a gap: the zone's run of reads starts again
-                sig.last_seen = ts
+            sig.last_seen = max(sig.last_seen, ts)
             if epoch > sig.last_epoch:
+                shift = epoch - sig.last_epoch
+                sig.hist = (
+                    ((sig.hist << shift) | 1) & _HISTORY_MASK if shift < HISTORY_EPOCHS else 1
+                )
                 sig.last_epoch = epoch
                 sig.n_epochs += 1
             sig.reader_id = reader_id
@@ -199,59 +211,105 @@ class TagState:
             return cands[0]
         return None
 
+    def one_unit(self) -> bool:
+        """Every zone that read the tag reported strength in the same single unit."""
+        units = {sig.units() for sig in self.zones.values()}
+        return len(units) == 1 and len(next(iter(units))) == 1
+
     def rssi_leader(self, cur: str, at: float) -> tuple[str | None, float]:
         """The strongest zone among those reading the tag in a unit the current zone `cur`
-        reports too, with its lead over `cur` in that unit; (None, 0) if `cur` leads or no
-        zone can be compared with it. Zones that read the tag in the last `rssi_window_s`
-        count; `cur` counts as -inf if it has not (it lost the tag)."""
+        reports, with its lead over `cur` in that unit; (None, 0) if `cur` leads or no zone
+        can be compared with it. Zones that read the tag in the last `rssi_window_s` count.
+
+        If `cur` has lost the tag (no read in the window) it counts as -inf, as long as every
+        zone still reading the tag reports that unit; if a zone of another unit (or without
+        RSSI) is reading it too, the numbers cannot say which of them has it, and (None, 0)
+        leaves the decision to `presence_leader`. (An item moved from a Chafon 288 shelf to an
+        M100 shelf was otherwise given to the next Chafon antenna, which cross-read it.)"""
         horizon = at - self.cfg.rssi_window_s
         zones = self.zones
         cur_sig = zones[cur]
         # Unrolled over the two units: this runs for every read tag on every tick.
         if cur_sig.dbm_seen > -math.inf:
-            cur_value = cur_sig.dbm if cur_sig.dbm_seen >= horizon else -math.inf
-            # Still read by `cur` but without a dBm value (e.g. an LLRP report without
-            # PeakRSSI): nothing to compare.
-            if cur_value > -math.inf or cur_sig.last_seen < horizon:
-                best, best_value = cur, cur_value
+            if cur_sig.dbm_seen >= horizon:
+                best, best_value = cur, cur_sig.dbm
                 for name, sig in zones.items():
                     if sig.dbm_seen >= horizon and sig.dbm > best_value:
                         best, best_value = name, sig.dbm
                 if best != cur:
-                    return best, best_value - cur_value
+                    return best, best_value - cur_sig.dbm
+            elif cur_sig.last_seen < horizon:
+                return self._lost_leader(cur, horizon, DBM)
+            # else: still read by `cur`, without a dBm value: nothing to compare
         if cur_sig.raw_seen > -math.inf:
-            cur_value = cur_sig.raw if cur_sig.raw_seen >= horizon else -math.inf
-            if cur_value > -math.inf or cur_sig.last_seen < horizon:
-                best, best_value = cur, cur_value
+            if cur_sig.raw_seen >= horizon:
+                best, best_value = cur, cur_sig.raw
                 for name, sig in zones.items():
                     if sig.raw_seen >= horizon and sig.raw > best_value:
                         best, best_value = name, sig.raw
                 if best != cur:
-                    return best, best_value - cur_value
+                    return best, best_value - cur_sig.raw
+            elif cur_sig.last_seen < horizon:
+                return self._lost_leader(cur, horizon, RAW)
         return None, 0.0
 
-    def presence_leader(self, cur: str, at: float) -> str | None:
-        """A zone that has kept reading the tag (no gap over `rssi_window_s`) for at least
-        `zone_dwell_s` while the current zone `cur` has not read it for the tag's whole
-        removal window (`expiry_s`): the evidence that would remove it, plus a new home. Of
-        several, the one reading it longest."""
+    def _lost_leader(self, cur: str, horizon: float, unit: str) -> tuple[str | None, float]:
+        best: str | None = None
+        best_value = -math.inf
+        for name, sig in self.zones.items():
+            if name == cur or sig.last_seen < horizon:
+                continue
+            seen, value = (sig.dbm_seen, sig.dbm) if unit == DBM else (sig.raw_seen, sig.raw)
+            if seen < horizon:
+                return None, 0.0  # read recently, but not in this unit
+            if value > best_value:
+                best, best_value = name, value
+        return best, math.inf
+
+    def presence_leader(self, cur: str, at: float, min_epoch_lead: int) -> str | None:
+        """The zone the tag has moved to by presence evidence, or None.
+
+        Only once the current zone `cur` has not read it for the tag's whole removal window
+        (`expiry_s`): the evidence that would remove it. Then, among the zones reading it (in
+        the last `rssi_window_s`; of several of one unit only the strongest), the one that read
+        it in the most epochs since `cur` lost it, when it leads the next (or none) by
+        `min_epoch_lead` epochs; failing that, once `cur` has been silent for
+        `absence_timeout_s`, the leader anyway (the item must go somewhere, and it has not
+        gone: it is being read)."""
         cfg = self.cfg
         zones = self.zones
-        silent_s = at - zones[cur].last_seen
+        cur_last = zones[cur].last_seen
+        silent_s = at - cur_last
         if silent_s < min(cfg.min_absence_s, cfg.absence_timeout_s) or silent_s < self.expiry_s():
             return None
         horizon = at - cfg.rssi_window_s
-        best: str | None = None
-        best_since = math.inf
+        cands: list[str] = []
+        for unit in (DBM, RAW):
+            best: str | None = None
+            best_value = -math.inf
+            for name, sig in zones.items():
+                if name != cur and sig.value(unit, at, cfg.rssi_window_s) > best_value:
+                    best, best_value = name, sig.value(unit, at, cfg.rssi_window_s)
+            if best is not None and best not in cands:
+                cands.append(best)
         for name, sig in zones.items():
             if (
                 name != cur
                 and sig.last_seen >= horizon
-                and at - sig.since >= cfg.zone_dwell_s
-                and sig.since < best_since
+                and sig.dbm_seen < horizon
+                and sig.raw_seen < horizon
             ):
-                best, best_since = name, sig.since
-        return best
+                cands.append(name)  # reading it without RSSI
+        if not cands:
+            return None
+        first_epoch = math.floor(cur_last / cfg.epoch_s) + 1
+        last_epoch = math.floor(at / cfg.epoch_s)
+        counts = {name: zones[name].epochs_read(first_epoch, last_epoch) for name in cands}
+        cands.sort(key=lambda name: -counts[name])  # stable: dBm, raw, none on equal counts
+        lead = counts[cands[0]] - (counts[cands[1]] if len(cands) > 1 else 0)
+        if lead >= min_epoch_lead or silent_s >= cfg.absence_timeout_s:
+            return cands[0]
+        return None
 
     def read_rate(self) -> tuple[float, int]:
         """(fraction of epochs with a read, epochs observed) over the recent history."""

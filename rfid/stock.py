@@ -12,9 +12,10 @@
   zones of one unit, an item is assigned to the zone with the best smoothed RSSI and moves only
   when another zone leads by `zone_hysteresis_db` for `zone_dwell_s`, so cross-reads from a
   neighbouring shelf do not make it flap. Across units (and for readers without RSSI) it moves
-  only on presence evidence: its zone has not read it for its whole removal window while the
-  other zone has kept reading it for `zone_dwell_s`; its first zone across units is the one that
-  read it in clearly more epochs (`presence.TagState.first_zone`). A tag read only by the
+  only on presence evidence: its zone has not read it for its whole removal window, and of the
+  zones reading it, the one that read it in the most epochs since (by a clear lead, or at the
+  latest after `absence_timeout_s`) takes it. Its first zone across units is likewise the one
+  that read it in clearly more epochs (`presence.TagState.first_zone`). A tag read only by the
   neighbour has moved, not gone.
 * It is removed only after going unread for its window (`presence.TagState.expiry_s`) while
   every reader of its zone is healthy and has been healthy for a full `absence_timeout_s`:
@@ -44,8 +45,8 @@ from rfid.events import (
 from rfid.presence import TagState
 
 DEFAULT_MAX_TAGS = 200_000
-# First zone across strength units: the leader must read the tag in this many more epochs than
-# the next zone. With 65 % home reads per epoch and 30 % cross-reads, each epoch moves the lead
+# First zone, or new zone by presence, across strength units: the leader must read the tag in
+# this many more epochs than the next zone. With 65 % home reads per epoch and 30 % cross-reads, each epoch moves the lead
 # +1 with p = 0.46 and -1 with q = 0.11, so the wrong zone gets there first with a chance of
 # about (q / p)^6 = 1.5e-4, after some 17 epochs on average (standard deviation about 8).
 ARRIVAL_EPOCH_LEAD = 6
@@ -118,6 +119,10 @@ class StockEngine:
                 self._zone_cfg.setdefault(ant.zone, rc.presence)
         self._tags: dict[str, TagState] = {}
         self._dirty: dict[str, TagState] = {}
+        # Present tags their zone has lost (no read for `rssi_window_s`): judged on every tick,
+        # read or not, so that a move by presence is reported when the window ends rather than
+        # at the next read after it. Only moved or departing items are in it, so it stays small.
+        self._lost: dict[str, TagState] = {}
         self._levels: dict[tuple[str, str], _Level] = {}
         self._levels_due: dict[tuple[str, str], _Level] = {}
         self._gtins: dict[str, str | None] = {}
@@ -172,10 +177,14 @@ class StockEngine:
         for r in self._readers.values():
             if r.healthy_since is None:
                 r.healthy_since = now
-        for tag in self._dirty.values():
+        dirty = self._dirty
+        for tag in dirty.values():
             if tag.epc in self._tags:
                 self._judge(tag, now, events)
-        self._dirty.clear()
+        for epc, tag in list(self._lost.items()):
+            if epc not in dirty:
+                self._judge(tag, now, events)
+        dirty.clear()
         if now >= self._next_sweep:
             self._sweep(now, events)
             self._next_sweep = now + self._sweep_s
@@ -252,25 +261,39 @@ class StockEngine:
             if tag.cand_zone != best:
                 tag.cand_zone = best
                 tag.cand_since = at
-                return
-            if at - tag.cand_since >= cfg.zone_dwell_s:
+            elif at - tag.cand_since >= cfg.zone_dwell_s:
                 self._move(tag, cur, best, now, events)
-            return
-        tag.cand_zone = None
+                return
+            if lead < math.inf or tag.one_unit():
+                return
+            # `cur` lost the tag: the presence rule below may settle it first (its evidence is
+            # stronger), e.g. when another unit's zone reading it now and then keeps
+            # interrupting this candidate's dwell.
+        else:
+            tag.cand_zone = None
         # Across units no number says which zone is closer, so only presence can: the zone
         # stopped reading the tag for as long as it would take to remove it, and another zone
-        # kept reading it. Steady cross-reads never satisfy this (the home zone keeps reading),
-        # so they cannot cause a move storm. As for a removal, the zone's readers must have
-        # been healthy for a full window: silence from an outage is not evidence.
-        best = tag.presence_leader(cur, at)
+        # reads it in clearly more epochs than any other since. Steady cross-reads never
+        # satisfy this (the home zone keeps reading), so they cannot cause a move storm. As for
+        # a removal, the zone's readers must have been healthy for a full window: silence from
+        # an outage is not evidence.
+        at = max(at, now)
+        if tag.zones[cur].last_seen >= at - cfg.rssi_window_s:
+            if self._lost:
+                self._lost.pop(tag.epc, None)
+            return
+        best = tag.presence_leader(cur, at, ARRIVAL_EPOCH_LEAD)
         if best is not None and self.zone_healthy(cur, now, full_window=True):
             self._move(tag, cur, best, now, events)
+        else:
+            self._lost[tag.epc] = tag
 
     def _move(
         self, tag: TagState, cur: str, best: str, now: float, events: list[StockEvent]
     ) -> None:
         tag.zone = best
         tag.cand_zone = None
+        self._lost.pop(tag.epc, None)
         self._count(tag.gtin, cur, -1)
         self._count(tag.gtin, best, +1)
         events.append(ItemMoved(tag.epc, tag.gtin, cur, best, tag.zones[best].reader_id, now))
@@ -302,6 +325,7 @@ class StockEngine:
         for epc in gone:
             del self._tags[epc]
             self._dirty.pop(epc, None)
+            self._lost.pop(epc, None)
 
     def _count(self, gtin: str | None, zone: str, delta: int) -> None:
         if gtin is None:
