@@ -49,7 +49,7 @@ DEFAULT_MAX_TAGS = 200_000
 # this many more epochs than the next zone. With 65 % home reads per epoch and 30 % cross-reads, each epoch moves the lead
 # +1 with p = 0.46 and -1 with q = 0.11, so the wrong zone gets there first with a chance of
 # about (q / p)^6 = 1.5e-4, after some 17 epochs on average (standard deviation about 8).
-ARRIVAL_EPOCH_LEAD = 6
+PRESENCE_EPOCH_LEAD = 6
 # ...and if no zone gets that lead (both readers read it about as often), the leader is taken
 # after this many absence timeouts: late enough that a home zone with a bad start has caught
 # up (a decision at one timeout, 30 s, went to the neighbour in a seeded test), soon enough
@@ -231,7 +231,8 @@ class StockEngine:
         return gtin
 
     def _judge(self, tag: TagState, now: float, events: list[StockEvent]) -> None:
-        """Arrival or zone change of a tag that was read since the last tick."""
+        """Arrival or zone change of a tag that was read since the last tick (or that its zone
+        has lost: see `_lost`)."""
         if not tag.present:
             # The first zone is only committed after a full dwell, like a move: with a 65 %
             # read rate the home antenna can miss a new tag while a neighbour cross-reads it.
@@ -239,7 +240,7 @@ class StockEngine:
                 return
             zone = tag.first_zone(
                 max(now, tag.last_seen),
-                ARRIVAL_EPOCH_LEAD,
+                PRESENCE_EPOCH_LEAD,
                 ARRIVAL_DECIDE_TIMEOUTS * tag.cfg.absence_timeout_s,
             )
             if zone is None:
@@ -282,7 +283,7 @@ class StockEngine:
             if self._lost:
                 self._lost.pop(tag.epc, None)
             return
-        best = tag.presence_leader(cur, at, ARRIVAL_EPOCH_LEAD)
+        best = tag.presence_leader(cur, at, PRESENCE_EPOCH_LEAD)
         if best is not None and self.zone_healthy(cur, now, full_window=True):
             self._move(tag, cur, best, now, events)
         else:

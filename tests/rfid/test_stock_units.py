@@ -279,3 +279,22 @@ def test_invariants_with_mixed_units(steps: list) -> None:
                     assert present[ev.epc] == ev.from_zone != ev.zone
                     present[ev.epc] = ev.zone
     assert engine.present_items() == present
+
+
+def test_epochs_read_counts_the_zone_epochs_in_a_span() -> None:
+    from rfid.presence import TagState
+
+    tag = TagState(epc(1), GTIN, T0, PresenceConfig())
+    read_at = [0, 1, 3, 7, 8, 9, 70, 72]  # seconds after T0 (epochs of 1 s)
+    for s in read_at:
+        tag.observe(T0 + s, "a", "r", -50.0, None)
+    tag.observe(T0 + 72, "b", "r", -60.0, None)
+    sig = tag.zones["a"]
+    e0 = int(T0)
+    assert sig.n_epochs == len(read_at)
+    assert sig.epochs_read(e0 + 70, e0 + 72) == 2
+    assert sig.epochs_read(e0 + 71, e0 + 71) == 0
+    assert sig.epochs_read(e0 + 9, e0 + 80) == 3  # 9, 70, 72: epoch 9 is still in the 64
+    assert sig.epochs_read(e0, e0 + 80) == 3  # epochs 0-8 fell out of the 64-epoch history
+    assert sig.epochs_read(e0 + 73, e0 + 90) == 0
+    assert tag.zones["b"].epochs_read(e0, e0 + 72) == 1
