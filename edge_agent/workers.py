@@ -77,8 +77,8 @@ class RateMeter:
         self._count += n
         elapsed = now - self.since
         if elapsed >= RATE_WINDOW_S:
-            # Written in this order, a concurrent rate() never sees a zeroed count together
-            # with the old window start.
+            # A rate() racing this update can read one window's start with the other's count:
+            # a momentary glitch in a health figure, not worth a lock on every frame.
             self._rate_hz = self._count / elapsed
             self.since = now
             self._count = 0
@@ -327,7 +327,6 @@ class ReaderWorker(Worker):
         super().__init__(cfg.id, stop)
         self.cfg = cfg
         self.out = out
-        self.reads = RateMeter(since=time.monotonic())
         self._reader: Any = None
         self._pending: list[TagRead] = []
         self._last_put = 0.0
@@ -344,7 +343,6 @@ class ReaderWorker(Worker):
         if reads:
             self._pending.extend(reads)
             self.last_data_mono = time.monotonic()
-            self.reads.add(len(reads), self.last_data_mono)
         if self._pending or now - self._last_put >= self.BATCH_EVERY_S:
             healthy = self.state == "connected"
             self._put(self.out, ReaderBatch(self.cfg.id, now, self._pending, healthy))
@@ -382,9 +380,14 @@ def reader_silent_after_s(cfg: ReaderConfig) -> float:
     than the reader's own ``stale_after_s``: the bound the reader applies to a silent device.
     Removals wait for a tag to go unread for at least ``min_absence_s`` (10 s by default), so
     with the default poll interval (0.2 s: 2.8 s) the flag is set long before a hung worker's
-    tags could be removed; a ``min_absence_s`` configured below this bound would not be.
+    tags could be removed; a ``min_absence_s`` configured below it lowers the bound to half of
+    itself, so the flag still comes first.
     """
-    return min(4 * (ReaderWorker.BATCH_EVERY_S + cfg.poll_interval_s), cfg.presence.stale_after_s)
+    return min(
+        4 * (ReaderWorker.BATCH_EVERY_S + cfg.poll_interval_s),
+        cfg.presence.stale_after_s,
+        cfg.presence.min_absence_s / 2,
+    )
 
 
 __all__ = [
