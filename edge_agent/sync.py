@@ -349,6 +349,10 @@ class MqttSync:
         """Drop the current connection attempt or dead connection and schedule a retry."""
         self._last_error = why
         self._connected.clear()
+        with self._status_lock:
+            # A snapshot taken before the drop would be sent after the new birth message and
+            # become the retained status with stale figures; the next one is taken fresh.
+            self._status_out = None
         if self._loop_running:
             self._client.disconnect()
             self._client.loop_stop()
