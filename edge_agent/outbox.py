@@ -375,14 +375,9 @@ class Outbox:
     def stats(self) -> OutboxStats:
         with self._lock:
             self._check_open()
-            # The first row by id (the rowid: one index step), not MIN(created_at), which scans
-            # the whole table (0.12 s for 400k rows on the test VM, and this runs at every
-            # status). Rows are inserted in time order; only a clock stepped back while rows
-            # wait could make this differ from the true minimum.
-            first = self._db.execute(
-                "SELECT created_at FROM messages ORDER BY id LIMIT 1"
-            ).fetchone()
-            oldest = None if first is None else first[0]
+            # One step down the created_at index (runs at every status; without the index it
+            # scanned the table: 0.12 s for 400k rows on the test VM).
+            oldest = self._db.execute("SELECT MIN(created_at) FROM messages").fetchone()[0]
             dropped = {
                 str(k).removeprefix("dropped_"): int(v)
                 for k, v in self._db.execute(
