@@ -173,8 +173,6 @@ def export(
         raise ExportError(f"cannot create {out_dir}: {exc.strerror}") from None
     written = []
     for table in tables or list(EXPORT_TABLES):
-        # Storage still returns a whole table as one list; everything from here on is
-        # batch-wise, so a storage that yields rows from its cursor streams end to end.
         cols, rows = storage.export_table(table, store_id, start, end)
         path = out_dir / f"{table}.{fmt}"
         n = _write_atomic(path, fmt, cols, _batches(rows, batch_rows))

@@ -80,7 +80,7 @@ class FrameResult:
 
 
 # A forced detection "confirms" a static scene when every confirmed person is found again
-# within this fraction of their box height of where the coasting tracker had them.
+# within this fraction of their box height of where the held tracks had them.
 STATIC_DRIFT_H = 0.05
 
 
@@ -215,9 +215,9 @@ class CameraPipeline:
 
     def _unchanged(self, before: Detections, after: Detections) -> bool:
         """True when `after` (tracks matched by a forced detection) has exactly the confirmed
-        ids of `before` (the coasted tracks of the frame before), each within STATIC_DRIFT_H
-        box heights of where it was coasted to: the detector found nothing the tracker did
-        not already know, and coasting has not drifted."""
+        ids of `before` (the tracks held since the last detection), each within STATIC_DRIFT_H
+        box heights of where it was held: the detector found nothing the tracker did not
+        already know, and nobody moved."""
         ids_before = before.track_ids.tolist()
         ids_after = after.track_ids.tolist()
         if sorted(ids_before) != sorted(ids_after):
