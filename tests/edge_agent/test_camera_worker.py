@@ -42,8 +42,9 @@ def test_live_camera_is_processed_at_the_configured_fps(models_dir: object) -> N
         stop.set()
         worker.join(10.0)
         camera.stop()
-    # The stream delivered ~25 frames/s; 2 frames/s were processed (one slot of slack for
-    # where the window starts). Load can only make it fewer, so this is no timing assertion.
-    assert sent >= 4 * elapsed_s * 2, sent
+    # The stream offered more frames than were processed, and processing kept to 2 frames/s
+    # (one slot of slack for where the window starts). Load can only make either fewer, so
+    # this bounds the work done, it does not time it.
+    assert sent > processed, (sent, processed)
     assert 1 <= processed <= 2 * elapsed_s + 1, (processed, elapsed_s)
     assert not worker.is_alive()
