@@ -84,6 +84,7 @@ class _Jpeg:
     reduction: int
     name: str
     counters: SourceCounters | None
+    failed: bool = False  # a decode failed once: counted once, not decoded again
 
 
 class Frame:
@@ -146,7 +147,7 @@ class Frame:
         if self._image is None:
             jpeg = self._jpeg
             assert jpeg is not None
-            image = _imdecode(jpeg.data, _REDUCED_FLAGS[jpeg.reduction])
+            image = None if jpeg.failed else _imdecode(jpeg.data, _REDUCED_FLAGS[jpeg.reduction])
             if image is None or image.ndim != 3:
                 self._failed(jpeg)
                 width, height = self._reduced_size(jpeg.reduction)
@@ -164,7 +165,7 @@ class Frame:
         if jpeg is None or self._image is not None:
             return None
         f = max(d for d in (1, 2, 4, 8) if factor % d == 0)
-        grey = _imdecode(jpeg.data, _GREY_FLAGS[f])
+        grey = None if jpeg.failed else _imdecode(jpeg.data, _GREY_FLAGS[f])
         if grey is None or grey.ndim != 2:
             self._failed(jpeg)
             width, height = self._reduced_size(f)
@@ -178,6 +179,9 @@ class Frame:
 
     @staticmethod
     def _failed(jpeg: _Jpeg) -> None:
+        if jpeg.failed:
+            return
+        jpeg.failed = True
         if jpeg.counters is not None:
             jpeg.counters.corrupt += 1
             jpeg.counters.last_error = f"{jpeg.name}: JPEG data not decodable"

@@ -193,6 +193,9 @@ def test_undecodable_jpeg_data_becomes_a_grey_frame_and_counts(
     source = ImageDirSource(tmp_path, fps=7.0, input_size=(416, 416))
     frame = source.read()
     assert frame is not None and source.counters.corrupt == 0
+    grey = frame.reduced_grey(4)  # the gate's decode fails first...
+    assert grey is not None and int(grey[0].min()) == int(grey[0].max()) == 128
     image = frame.image  # never raises: the failed decode is a uniform grey picture
     assert image.shape == (288, 384, 3) and int(image.min()) == int(image.max()) == 128
+    # ...and the frame is counted corrupt once, not once per decode attempted.
     assert source.counters.corrupt == 1 and "000001.jpg" in source.counters.last_error
