@@ -107,28 +107,6 @@ def test_skipped_frames_are_bridged_by_time() -> None:
     assert out.track_ids.tolist() == [1]
 
 
-def test_coast_predicts_without_losing_tracks() -> None:
-    tr = ByteTracker(TrackerConfig(), FPS)
-    for k in range(10):
-        tr.update(dets((box(100 + 10 * k), 0.9)), k / FPS)
-    coasted = [tr.coast(k / FPS) for k in range(10, 13)]
-    assert all(c.track_ids.tolist() == [1] for c in coasted)
-    centres = [float((c.xyxy[0, 0] + c.xyxy[0, 2]) / 2) for c in coasted]
-    assert centres == sorted(centres) and centres[-1] > 200  # keeps moving right
-    out = tr.update(dets((box(100 + 10 * 13), 0.9)), 13 / FPS)
-    assert out.track_ids.tolist() == [1]
-
-
-def test_long_coast_of_a_still_person_is_no_loss() -> None:
-    # motion gating: nothing moves for 2.4 s (> lost_s), the detector is skipped
-    tr = ByteTracker(TrackerConfig(lost_s=2.0), FPS)
-    for k in range(5):
-        tr.update(dets((box(300), 0.9)), k / FPS)
-    for k in range(5, 29):
-        assert tr.coast(k / FPS).track_ids.tolist() == [1]
-    assert tr.update(dets((box(301), 0.9)), 2.9).track_ids.tolist() == [1]
-
-
 def test_two_crossing_people_keep_their_ids() -> None:
     tr = ByteTracker(TrackerConfig(), FPS)
     last = None

@@ -126,7 +126,7 @@ class ByteTracker:
     ) -> Detections:
         """Associate one frame's detections; returns confirmed tracks matched at ts.
 
-        `still_until_ts`: the caller saw nothing move from the previous update (or coast)
+        `still_until_ts`: the caller saw nothing move from the previous update
         until this time, e.g. a motion gate skipped the frames in between and, for a forced
         detection, passed this one as still too (then it is ts). Over that part of the gap the
         tracks stay where they were and lose their velocity; the rest is predicted as usual.
@@ -191,15 +191,6 @@ class ByteTracker:
 
         out = [t for t in self._tracks if t.state is TrackState.TRACKED and t.matched_ts == ts]
         return self._as_detections(out)
-
-    def coast(self, ts: float) -> Detections:
-        """Predict without detections (motion gating skipped inference): tracked boxes at ts.
-
-        Coasting neither loses nor confirms tracks; only update() with real detections does.
-        """
-        self._check_time(ts)
-        self._predict(ts)
-        return self._as_detections([t for t in self._tracks if t.state is TrackState.TRACKED])
 
     @staticmethod
     def _as_detections(tracks: list[_Track]) -> Detections:
