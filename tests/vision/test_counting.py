@@ -241,3 +241,59 @@ def test_bounded_memory_and_repeatable_counts_over_looped_real_detections(
         per_loop.append(events)
     assert len(per_loop[0]) >= 20
     assert per_loop[0] == per_loop[1] == per_loop[2]
+
+
+class _AlwaysFull(LineCounter):
+    """The counter without its at-rest shortcut: every update takes the full path."""
+
+    def _at_rest(self, ids: list[int], anchors: np.ndarray, heights: np.ndarray) -> bool:
+        return False
+
+
+def _state(counter: LineCounter) -> dict[int, tuple[object, ...]]:
+    return {
+        tid: (
+            tuple(m.point),
+            tuple(m.velocity_px_s),
+            m.height_px,
+            m.ts,
+            tuple((s.side, s.pending_side, s.pending_frames, s.touched) for s in m.lines),
+        )
+        for tid, m in counter._tracks.items()
+    }
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    legs=st.lists(
+        st.tuples(st.integers(1, 3), st.floats(40, 160), st.integers(1, 30)),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_the_at_rest_shortcut_changes_nothing(legs: list[tuple[int, float, int]]) -> None:
+    # Tracks that walk to a point and stand there for a while (as motion gating holds them):
+    # the shortcut must give the same events and leave the same state as the full update.
+    pos = {1: 150.0, 2: 60.0, 3: 100.0}
+    frames: list[list[tuple[int, float, float]]] = []
+    for tid, x, hold in legs:
+        pos[tid] = round(x, 1)
+        frames += [[(t, p, 100.0 + 30 * t) for t, p in pos.items()]] * hold
+    fast, full = LineCounter("cam", [LINE]), _AlwaysFull("cam", [LINE])
+    assert run(frames, counter=fast) == run(frames, counter=full)
+    assert _state(fast) == _state(full)
+
+
+def test_a_standing_person_takes_the_shortcut(monkeypatch: object) -> None:
+    counter = LineCounter("cam", [LINE])
+    calls: list[bool] = []
+    real = counter._at_rest
+
+    def spy(ids: list[int], anchors: np.ndarray, heights: np.ndarray) -> bool:
+        calls.append(real(ids, anchors, heights))
+        return calls[-1]
+
+    counter._at_rest = spy  # type: ignore[method-assign]
+    run(walk(1, [150, 130, *([120] * 20)]), counter=counter)
+    # the first frames move or settle; once settled, every held frame is at rest
+    assert calls[-15:] == [True] * 15
