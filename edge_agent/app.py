@@ -308,7 +308,6 @@ class Agent:
         self._stopped = False
         self.drained = False
         self.undelivered = 0
-        self._dropped_at_start = self.outbox.dropped_total()
         self.dropped_in_run = 0
 
     def _extra(self) -> dict[str, Any]:
@@ -411,7 +410,7 @@ class Agent:
             # A COUNT on the seq index: the backlog's payloads are never loaded.
             self.undelivered = self.outbox.count_pending(min_seq=first_seq)
         if wait_for_broker:
-            self.dropped_in_run = self.outbox.dropped_total() - self._dropped_at_start
+            self.dropped_in_run = self.outbox.dropped_this_run()
         self.drained = drained
         self.outbox.close()
         log.info(

@@ -146,6 +146,11 @@ class Outbox:
         ).fetchone()
         self._bytes = int(row[0]) + int(row[1]) * ROW_OVERHEAD_BYTES
         self._depth = int(row[1])
+        # Seqs from here on are this process's messages: the run summary reports how many of
+        # them a cap dropped (older backlog rows, dropped first, are not this run's loss).
+        next_seq = self._db.execute("SELECT value FROM meta WHERE key = 'next_seq'").fetchone()
+        self._first_seq_this_run = int(next_seq[0]) if next_seq else 1
+        self._db.execute("DELETE FROM meta WHERE key = 'run_dropped'")
         self._closed = False
 
     # -- meta helpers (call with the lock held, inside a transaction) --------------------------
@@ -165,13 +170,13 @@ class Outbox:
         for kind_clause, label in (("kind = 'summary'", "summary"), ("kind != 'summary'", None)):
             while self._bytes + needed > self.max_bytes:
                 rows = self._db.execute(
-                    f"SELECT id, kind, LENGTH(payload) FROM messages WHERE {kind_clause} "
+                    f"SELECT id, kind, LENGTH(payload), seq FROM messages WHERE {kind_clause} "
                     "ORDER BY id LIMIT ?",
                     (_DROP_CHUNK_ROWS,),
                 ).fetchall()
                 if not rows:
                     break
-                freed_enough: list[tuple[int, str, int]] = []
+                freed_enough: list[tuple[int, str, int, int]] = []
                 for r in rows:
                     freed_enough.append(r)
                     need = self._bytes + needed - self.max_bytes
@@ -180,13 +185,18 @@ class Outbox:
                 self._delete_rows(freed_enough, reason="cap", label=label)
 
     def _delete_rows(
-        self, rows: Sequence[tuple[int, str, int]], reason: str, label: str | None
+        self, rows: Sequence[tuple[int, str, int, int]], reason: str, label: str | None
     ) -> None:
+        """Drop rows (id, kind, payload bytes, seq) for a cap, counting them by reason."""
         self._db.executemany("DELETE FROM messages WHERE id = ?", [(r[0],) for r in rows])
         for r in rows:
             self._meta_add(f"dropped_{reason}_{label or r[1]}", 1)
             self._bytes -= r[2] + ROW_OVERHEAD_BYTES
         self._depth -= len(rows)
+        this_run = sum(1 for r in rows if r[3] >= self._first_seq_this_run)
+        if this_run:
+            # In meta, not in memory, so a rolled-back transaction takes its count back too.
+            self._meta_add("run_dropped", this_run)
 
     # -- public API ------------------------------------------------------------------------------
     def append(
@@ -362,7 +372,7 @@ class Outbox:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 rows = self._db.execute(
-                    "SELECT id, kind, LENGTH(payload) FROM messages WHERE created_at < ?",
+                    "SELECT id, kind, LENGTH(payload), seq FROM messages WHERE created_at < ?",
                     (cutoff,),
                 ).fetchall()
                 self._delete_rows(rows, reason="age", label=None)
@@ -403,14 +413,11 @@ class Outbox:
             self._check_open()
             return self._meta_get("next_seq", 1) - 1
 
-    def dropped_total(self) -> int:
-        """Messages ever dropped by the caps (all reasons and kinds): meta rows only."""
+    def dropped_this_run(self) -> int:
+        """Messages stored since this outbox was opened that a cap has dropped since."""
         with self._lock:
             self._check_open()
-            row = self._db.execute(
-                "SELECT COALESCE(SUM(value), 0) FROM meta WHERE key LIKE 'dropped_%'"
-            ).fetchone()
-            return int(row[0])
+            return self._meta_get("run_dropped")
 
     def delivered_total(self) -> int:
         with self._lock:

@@ -244,3 +244,24 @@ def test_kill_9_mid_append_loses_nothing_committed(tmp_path: Path) -> None:
     con = sqlite3.connect(db)
     assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     con.close()
+
+
+def test_a_run_counts_only_its_own_messages_as_dropped(tmp_path: Path) -> None:
+    # The run summary of `run --until-sources-end` says how many of this run's messages were
+    # delivered: backlog from an earlier run, dropped first by the cap, is not this run's loss.
+    cap = stored_bytes(summary(10)) * 10  # room for about 10 summaries
+    with Outbox(tmp_path / "o.db", max_bytes=cap) as ob:
+        ob.append([summary(i) for i in range(8)])  # an earlier run's undelivered backlog: 1-8
+    with Outbox(tmp_path / "o.db", max_bytes=cap) as ob:
+        assert ob.dropped_this_run() == 0
+        ob.append([summary(i) for i in range(8, 14)])  # seqs 9-14: some backlog must go
+        assert 0 < ob.stats().dropped["cap_summary"] <= 8
+        assert ob.dropped_this_run() == 0 and ob.count_pending(min_seq=9) == 6
+        ob.append([summary(i) for i in range(14, 24)])  # seqs 15-24: the backlog, then ours
+        assert ob.count_pending() == ob.count_pending(min_seq=9), "the backlog is gone"
+        ours = ob.dropped_this_run()
+        assert ours == ob.stats().dropped["cap_summary"] - 8 > 0
+        assert ob.count_pending(min_seq=9) == 16 - ours
+    # A new run starts from zero again.
+    with Outbox(tmp_path / "o.db", max_bytes=cap) as ob:
+        assert ob.dropped_this_run() == 0
