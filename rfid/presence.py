@@ -152,21 +152,13 @@ class TagState:
             sig.reader_id = reader_id
         # EWMA per unit; a value not refreshed within the window restarts from the new read.
         if dbm is not None:
-            seen = sig.dbm_seen
-            if ts - seen > window_s:
-                sig.dbm = dbm
-            else:
-                sig.dbm += cfg.rssi_alpha * (dbm - sig.dbm)
-            if ts > seen:
-                sig.dbm_seen = ts
+            sig.dbm, sig.dbm_seen = _ewma(
+                sig.dbm, sig.dbm_seen, dbm, ts=ts, window_s=window_s, alpha=cfg.rssi_alpha
+            )
         elif raw is not None:
-            seen = sig.raw_seen
-            if ts - seen > window_s:
-                sig.raw = raw
-            else:
-                sig.raw += cfg.rssi_alpha * (raw - sig.raw)
-            if ts > seen:
-                sig.raw_seen = ts
+            sig.raw, sig.raw_seen = _ewma(
+                sig.raw, sig.raw_seen, raw, ts=ts, window_s=window_s, alpha=cfg.rssi_alpha
+            )
 
     def debounced(self) -> bool:
         """Enough reads in enough distinct epochs to believe the tag is really there."""
@@ -337,6 +329,14 @@ class TagState:
         window_epochs = math.ceil(math.log(cfg.removal_delta) / math.log1p(-p_low))
         lower = min(cfg.min_absence_s, timeout)
         return min(timeout, max(lower, window_epochs * cfg.epoch_s))
+
+
+def _ewma(
+    value: float, seen_ts: float, new: float, *, ts: float, window_s: float, alpha: float
+) -> tuple[float, float]:
+    """One smoothed-RSSI step: (value, last refresh time) after a read of `new` at ts."""
+    value = new if ts - seen_ts > window_s else value + alpha * (new - value)
+    return value, max(seen_ts, ts)
 
 
 __all__ = ["DBM", "HISTORY_EPOCHS", "MIN_HISTORY_EPOCHS", "RAW", "TagState", "ZoneSignal"]
