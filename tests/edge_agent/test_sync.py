@@ -18,6 +18,7 @@ from edge_agent.sync import MqttSync, backoff_delay_s
 from tests.edge_agent.helpers import Central, wait_caught_up, wait_until
 from tests.edge_agent.tcp_proxy import TcpProxy
 from tests.mosquitto import Mosquitto
+from tests.pki import make_pki
 
 pytestmark = pytest.mark.broker
 
@@ -316,61 +317,6 @@ def test_a_puback_with_a_failure_reason_is_not_a_delivery(tmp_path: Path) -> Non
         central.stop()
     finally:
         broker.stop()
-
-
-def _openssl(*args: str, cwd: Path) -> None:
-    import subprocess
-
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
-
-
-def make_pki(d: Path) -> None:
-    """A throwaway CA, a server certificate for 127.0.0.1 and a client certificate."""
-    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-    _openssl(
-        "req",
-        "-x509",
-        *ec,
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.crt",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=footfall-test-ca",
-        cwd=d,
-    )
-    (d / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
-    for name in ("server", "client"):
-        _openssl(
-            "req",
-            *ec,
-            "-keyout",
-            f"{name}.key",
-            "-out",
-            f"{name}.csr",
-            "-subj",
-            f"/CN={name}",
-            cwd=d,
-        )
-        _openssl(
-            "x509",
-            "-req",
-            "-in",
-            f"{name}.csr",
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            f"{name}.crt",
-            "-days",
-            "2",
-            *(["-extfile", "san.ext"] if name == "server" else []),
-            cwd=d,
-        )
 
 
 def test_mutual_tls(tmp_path: Path) -> None:
