@@ -69,26 +69,24 @@ def _day_start(d: date | None) -> datetime | None:
 
 
 # --- serve -------------------------------------------------------------------------------------
-INGEST_GC_GEN0_THRESHOLD = 50_000
-
-
-def _tune_gc_for_ingest() -> None:
-    """Make the cyclic garbage collector stop rescanning batches in flight.
+def _disable_gc_for_ingest() -> None:
+    """Stop the cyclic garbage collector from rescanning batches in flight.
 
     Ingest holds up to a batch of decoded messages (about 40 tracked objects each) until the
-    batch is committed; with the default generation-0 threshold of 700 the collector walks them
-    again and again. Ingest data holds no reference cycles, so reference counting frees it and
-    a rarer collection costs nothing. Measured with bench/central_ingest.py --gc-threshold
-    (BENCHMARKS.md, Ingest): storage path 275 -> 161 us of CPU per summary on SQLite, 382 -> 241
-    on PostgreSQL. Set for the serve process only: it is a process-wide policy.
+    batch is committed, and the automatic collector walks them again and again: with the
+    default thresholds that cost more than decoding (BENCHMARKS.md, Ingest), and even with a
+    generation-0 threshold of 50,000 it still cost ~70 us per summary. Ingest data holds no
+    reference cycles, so reference counting frees it; `Ingest(collect_garbage=True)` collects
+    the young generations between batches, when they are nearly empty, and everything every
+    few minutes. A process-wide policy, so only for the serve process.
     """
     gc.collect()
     gc.freeze()  # what start-up created (modules, config) is never garbage
-    gc.set_threshold(INGEST_GC_GEN0_THRESHOLD, *gc.get_threshold()[1:])
+    gc.disable()
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from central.ingest import Ingest  # paho is only needed by this command
+    from central.ingest import Ingest
 
     cfg = _load(args)
     updates: dict[str, Any] = {}
@@ -118,8 +116,8 @@ def _serve(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    _tune_gc_for_ingest()
-    ingest = Ingest(cfg).start()
+    _disable_gc_for_ingest()
+    ingest = Ingest(cfg, collect_garbage=True).start()
     log.info("ingesting into %s", cfg.storage.url.split("@")[-1])
     while not stop.wait(1.0):
         pass

@@ -1,9 +1,10 @@
-"""MQTT ingest: the only central module that imports paho.
+"""MQTT ingest: receive, validate, store, acknowledge.
 
-Flow: paho's network thread puts raw messages on a bounded queue; one writer thread validates
-them with `edge_agent.wire.decode`, commits a batch in one transaction (duplicates dropped by
-msg_id in storage, rejected payloads to the dead-letter table), and only then acknowledges the
-batch to the broker (QoS 1 manual ack). A crash before the commit therefore loses nothing:
+Flow: the subscriber's network thread (central.subscriber) queues what each socket read
+delivered, bounded by messages; one writer thread validates them with `edge_agent.wire.decode`,
+commits a batch in one transaction (duplicates dropped by msg_id in storage, rejected payloads
+to the dead-letter table), and only then acknowledges the batch to the broker (QoS 1, PUBACKs
+sent after the commit). A crash before the commit therefore loses nothing:
 the broker redelivers, and the dedupe makes the redelivery harmless.
 
 Subscriptions: `$share/<group>/footfall/v1/#` (instances in one group split the stream) and a
@@ -13,33 +14,32 @@ With `shared_subscription: false` (required on MQTT 3.1.1, which has no `$share`
 subscribed plainly, plus the status filter only when the topic filter does not cover it.
 
 Sessions are persistent, so messages published while ingest is down wait at the broker: on
-MQTT 5 with clean_start=False and a session expiry, on 3.1.1 with clean_session=False; both
+MQTT 5 with clean start off and a session expiry, on 3.1.1 with clean_session=False; both
 keyed by the fixed `client_id`.
 """
 
 from __future__ import annotations
 
+import gc
 import logging
-import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from typing import NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
 from central.config import CentralConfig, IngestConfig, MqttConfig
 from central.storage import BatchResult, DeadLetter, Received, Storage, open_storage
 from central.storage.base import Decoded
+from central.subscriber import Delivery, MqttSubscriber, topic_matches
 from edge_agent.wire import Status, Summary, WireError, decode, parse_topic
 
 log = logging.getLogger("central.ingest")
 STATUS_FILTER = "footfall/v1/+/+/status"
+FULL_GC_INTERVAL_S = 300.0
 
 
 def subscriptions(m: MqttConfig) -> list[tuple[str, int]]:
@@ -48,18 +48,18 @@ def subscriptions(m: MqttConfig) -> list[tuple[str, int]]:
         return [(f"$share/{m.group}/{m.topic_filter}", 1), (STATUS_FILTER, 1)]
     # A filter that matches the status filter itself (its '+' taken literally) matches every
     # status topic; subscribing both would deliver each status twice.
-    if mqtt.topic_matches_sub(m.topic_filter, STATUS_FILTER):
+    if topic_matches(m.topic_filter, STATUS_FILTER):
         return [(m.topic_filter, 1)]
     return [(m.topic_filter, 1), (STATUS_FILTER, 1)]
 
 
-@dataclass(frozen=True, slots=True)
-class RawMessage:
+class RawMessage(NamedTuple):
+    """One received message (a tuple: ingest makes one per message, so it must be cheap)."""
+
     topic: str
     payload: bytes
     received_ts: float
-    mid: int = 0
-    qos: int = 0
+    mid: int = 0  # 0: QoS 0, nothing to acknowledge
     connection: int = 0  # which connection delivered it: a mid is only valid on that one
 
 
@@ -224,45 +224,38 @@ class BatchWriter:
 
 
 class Ingest:
-    """One central ingest instance: MQTT subscriber + batch writer thread."""
+    """One central ingest instance: MQTT subscriber (network thread) + batch writer thread."""
 
-    def __init__(self, cfg: CentralConfig, storage: Storage | None = None) -> None:
+    def __init__(
+        self, cfg: CentralConfig, storage: Storage | None = None, collect_garbage: bool = False
+    ) -> None:
+        """`collect_garbage`: the process runs with the cyclic GC disabled (`serve` does, see
+        `central.cli`), and the writer collects between batches, when little is alive."""
         self.cfg = cfg
+        self._collect_garbage = collect_garbage
+        self._last_full_gc = time.monotonic()
         storage = storage or open_storage(cfg.storage.url)
         self.writer = BatchWriter(storage, cfg.ingest, lambda: open_storage(cfg.storage.url))
-        self._queue: queue.Queue[RawMessage] = queue.Queue(cfg.ingest.queue_max_messages)
+        # Deliveries (one per socket read) waiting for the writer; bounded by messages.
+        self._pending: deque[Delivery] = deque()
+        self._pending_messages = 0
+        self._carry: list[RawMessage] = []  # taken from the queue, not yet in a batch
+        self._cond = threading.Condition()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="central-writer", daemon=True)
         self.connected = threading.Event()
-        self._connection = 0
-        m = cfg.mqtt
-        v5 = m.protocol == "5"
-        self.client = mqtt.Client(
-            callback_api_version=CallbackAPIVersion.VERSION2,
-            client_id=m.client_id,
-            protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
-            # MQTT 5 sets clean_start at connect; 3.1.1 has only clean_session, and no expiry:
-            # session_expiry_s 0 (retire an instance) is its clean session.
-            clean_session=None if v5 else m.session_expiry_s == 0,
-            manual_ack=True,
+        self.client = MqttSubscriber(
+            cfg.mqtt,
+            subscriptions(cfg.mqtt),
+            self._on_delivery,
+            on_connect=self._on_connect,
+            on_disconnect=self._on_disconnect,
         )
-        if m.username:
-            self.client.username_pw_set(m.username, m.password())
-        if m.tls is not None:
-            self.client.tls_set(
-                ca_certs=str(m.tls.ca_file) if m.tls.ca_file else None,
-                certfile=str(m.tls.cert_file) if m.tls.cert_file else None,
-                keyfile=str(m.tls.key_file) if m.tls.key_file else None,
-            )
-        self.client.reconnect_delay_set(int(m.reconnect_min_s), int(m.reconnect_max_s))
-        self.client.on_connect = self._on_connect
-        self.client.on_disconnect = self._on_disconnect
-        self.client.on_message = self._on_message
 
     @property
     def connections(self) -> int:
         """Successful connections so far (reconnects included)."""
-        return self._connection
+        return self.client.connection
 
     @property
     def stats(self) -> IngestStats:
@@ -272,15 +265,9 @@ class Ingest:
     def storage(self) -> Storage:
         return self.writer.storage
 
-    # --- paho callbacks (network thread) ----------------------------------------------------
-    def _on_connect(self, client: mqtt.Client, userdata: object, flags: object, rc: object,
-                    props: object = None) -> None:  # fmt: skip
-        if getattr(rc, "is_failure", False):
-            log.error("broker refused the connection: %s", rc)
-            return
-        self._connection += 1
+    # --- subscriber callbacks (network thread) ------------------------------------------------
+    def _on_connect(self, connection: int) -> None:
         m = self.cfg.mqtt
-        client.subscribe(subscriptions(m))
         log.info(
             "connected to %s:%s (MQTT %s), %s",
             m.host,
@@ -290,47 +277,61 @@ class Ingest:
         )
         self.connected.set()
 
-    def _on_disconnect(self, client: mqtt.Client, userdata: object, flags: object, rc: object,
-                       props: object = None) -> None:  # fmt: skip
+    def _on_disconnect(self, reason: str) -> None:
         self.connected.clear()
-        if not self._stop.is_set():
-            log.warning("disconnected from the broker (%s); paho reconnects", rc)
 
-    def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
-        raw = RawMessage(
-            msg.topic, bytes(msg.payload), time.time(), msg.mid, msg.qos, self._connection
-        )
-        # Back-pressure: while the queue is full the network thread waits, so the broker
-        # keeps the backlog (it is unacknowledged) instead of our memory.
-        while not self._stop.is_set():
-            try:
-                self._queue.put(raw, timeout=0.5)
-                return
-            except queue.Full:
-                continue
+    def _on_delivery(self, delivery: Delivery) -> None:
+        n = len(delivery.topics)
+        limit = self.cfg.ingest.queue_max_messages
+        with self._cond:
+            # Back-pressure: while the queue is full the network thread waits, so the broker
+            # keeps the backlog (it is unacknowledged) instead of our memory.
+            while self._pending_messages and self._pending_messages + n > limit:
+                if self._stop.is_set():
+                    return  # not acknowledged: the broker redelivers it to the next session
+                self._cond.wait(0.5)
+            self._pending.append(delivery)
+            self._pending_messages += n
+            self._cond.notify_all()
 
     # --- writer thread ------------------------------------------------------------------------
+    def _take(self, timeout_s: float) -> Delivery | None:
+        with self._cond:
+            if not self._pending and timeout_s > 0:
+                self._cond.wait(timeout_s)
+            if not self._pending:
+                return None
+            d = self._pending.popleft()
+            self._pending_messages -= len(d.topics)
+            self._cond.notify_all()
+            return d
+
     def _next_batch(self) -> list[RawMessage]:
-        try:
-            first = self._queue.get(timeout=0.2)
-        except queue.Empty:
-            return []
-        batch = [first]
+        """Up to batch_max_messages; what one read delivered beyond that waits for the next."""
+        limit = self.cfg.ingest.batch_max_messages
+        batch, self._carry = self._carry, []
+        if not batch:
+            first = self._take(0.2)
+            if first is None:
+                return []
+            batch = _raw(first)
         deadline = time.monotonic() + self.cfg.ingest.batch_max_wait_s
-        while len(batch) < self.cfg.ingest.batch_max_messages:
+        while len(batch) < limit:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
-            try:
-                # A short idle gap ends the batch early: latency stays low at low rates.
-                batch.append(self._queue.get(timeout=min(remaining, 0.01)))
-            except queue.Empty:
+            # A short idle gap ends the batch early: latency stays low at low rates.
+            more = self._take(min(remaining, 0.01))
+            if more is None:
                 break
+            batch += _raw(more)
+        if len(batch) > limit:
+            batch, self._carry = batch[:limit], batch[limit:]
         return batch
 
     def _run(self) -> None:
         last_stats = time.monotonic()
-        while not (self._stop.is_set() and self._queue.empty()):
+        while not (self._stop.is_set() and self.pending() == 0):
             batch = self._next_batch()
             while batch:
                 try:
@@ -343,44 +344,60 @@ class Ingest:
                     if self._stop.wait(1.0):
                         break  # stopping: left unacknowledged, the broker redelivers later
                     continue
-                for raw in batch:
-                    # After a reconnect the broker redelivers what was not acknowledged (the
-                    # msg_id dedupe absorbs it); an old mid must not ack a new message.
-                    if raw.qos > 0 and raw.connection == self._connection:
-                        self.client.ack(raw.mid, raw.qos)
+                self._ack(batch)
                 break
+            if batch and self._collect_garbage:
+                self._collect()
             if time.monotonic() - last_stats >= self.cfg.ingest.stats_interval_s:
                 last_stats = time.monotonic()
                 log.info("ingest stats %s", self.stats.as_dict())
 
+    def _collect(self) -> None:
+        # The batch is freed by now, so the young generations are small and a collection is
+        # cheap; the old generation (caches, connections) is walked only every few minutes.
+        if time.monotonic() - self._last_full_gc >= FULL_GC_INTERVAL_S:
+            self._last_full_gc = time.monotonic()
+            gc.collect()
+        else:
+            gc.collect(1)
+
+    def _ack(self, batch: list[RawMessage]) -> None:
+        # After a reconnect the broker redelivers what was not acknowledged (the msg_id dedupe
+        # absorbs it); an old mid must not ack a new message, so acks go per connection.
+        by_connection: dict[int, list[int]] = {}
+        for raw in batch:
+            if raw.mid:
+                by_connection.setdefault(raw.connection, []).append(raw.mid)
+        for connection, mids in by_connection.items():
+            self.client.ack(mids, connection)
+
     # --- lifecycle ------------------------------------------------------------------------
     def start(self) -> Ingest:
-        m = self.cfg.mqtt
         self._thread.start()
-        if m.protocol == "5":
-            props = Properties(PacketTypes.CONNECT)
-            props.SessionExpiryInterval = m.session_expiry_s
-            props.ReceiveMaximum = m.receive_maximum
-            self.client.connect_async(
-                m.host, m.port, keepalive=m.keepalive_s, clean_start=False, properties=props
-            )
-        else:
-            # No receive maximum in 3.1.1: the broker's own in-flight limit bounds a batch.
-            self.client.connect_async(m.host, m.port, keepalive=m.keepalive_s)
-        self.client.loop_start()
+        self.client.start()
         return self
 
     def pending(self) -> int:
-        return self._queue.qsize()
+        """Messages received and not yet in a batch."""
+        return self._pending_messages + len(self._carry)
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """Commit what was received, acknowledge it, then disconnect."""
         self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
         self._thread.join(timeout_s)
-        self.client.disconnect()
-        self.client.loop_stop()
+        self.client.stop()
         self.writer.storage.close()
         log.info("ingest stopped: %s", self.stats.as_dict())
+
+
+def _raw(d: Delivery) -> list[RawMessage]:
+    ts, conn = d.received_ts, d.connection
+    return [
+        RawMessage(t, p, ts, mid, conn)
+        for t, p, mid in zip(d.topics, d.payloads, d.mids, strict=True)
+    ]
 
 
 __all__ = [
