@@ -50,10 +50,12 @@ sys.path.insert(0, str(REPO))
 import paho.mqtt.client as mqtt  # noqa: E402
 from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
 
+from central.cli import _disable_gc_for_ingest  # noqa: E402
 from central.config import CentralConfig, IngestConfig, MqttConfig, StorageConfig  # noqa: E402
 from central.ingest import BatchWriter, Ingest, RawMessage, validate  # noqa: E402
 from central.storage import Received, Storage, open_storage  # noqa: E402
 from central.storage.postgres import PostgresStorage  # noqa: E402
+from central.subscriber import Delivery, MqttSubscriber  # noqa: E402
 from edge_agent import wire  # noqa: E402
 from tests.mosquitto import Mosquitto  # noqa: E402
 
@@ -184,22 +186,40 @@ def _publish(port: int, n: int, offset: int) -> tuple[BaseProcess, Callable[[], 
     return proc, start
 
 
-def bench_mqtt_rx(broker: Mosquitto, n: int) -> Measured:
-    """A bare paho subscriber on the shared subscription: what the MQTT client alone costs."""
+def bench_mqtt_rx(broker: Mosquitto, n: int, client: str) -> Measured:
+    """The MQTT client alone on the shared subscription, acking as it receives: central's
+    subscriber (`client="footfall"`) or, as the reference, a bare paho subscriber."""
     got = threading.Event()
     count = [0]
+    if client == "paho":
 
-    def on_message(client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
-        count[0] += 1
-        if count[0] == n:
-            got.set()
+        def on_message(c: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+            count[0] += 1
+            if count[0] == n:
+                got.set()
 
-    c = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5,
-                    client_id="bench-rx")  # fmt: skip
-    c.on_message = on_message
-    c.connect("127.0.0.1", broker.port)
-    c.subscribe("$share/bench/footfall/v1/#", qos=1)
-    c.loop_start()
+        c = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2,
+                        protocol=mqtt.MQTTv5, client_id="bench-rx")  # fmt: skip
+        c.on_message = on_message
+        c.connect("127.0.0.1", broker.port)
+        c.subscribe("$share/bench/footfall/v1/#", qos=1)
+        c.loop_start()
+
+        def stop() -> None:
+            c.disconnect()
+            c.loop_stop()
+    else:
+        cfg = MqttConfig(host="127.0.0.1", port=broker.port, client_id="bench-rx",
+                         session_expiry_s=0, receive_maximum=2000)  # fmt: skip
+
+        def on_delivery(d: Delivery) -> None:
+            sub.ack(d.mids, d.connection)
+            count[0] += len(d.mids)
+            if count[0] >= n:
+                got.set()
+
+        sub = MqttSubscriber(cfg, [("$share/bench/footfall/v1/#", 1)], on_delivery).start()
+        stop = sub.stop
     time.sleep(0.5)
     proc, start = _publish(broker.port, n, 0)
 
@@ -209,8 +229,7 @@ def bench_mqtt_rx(broker: Mosquitto, n: int) -> Measured:
 
     m = timed(run)
     proc.join(60)
-    c.disconnect()
-    c.loop_stop()
+    stop()
     return m
 
 
@@ -225,7 +244,7 @@ def bench_e2e(broker: Mosquitto, url: str, n: int, offset: int) -> Measured:
         storage=StorageConfig(url=url),
         ingest=IngestConfig(batch_max_messages=BATCH),
     )  # fmt: skip
-    ing = Ingest(cfg).start()
+    ing = Ingest(cfg, collect_garbage=not gc.isenabled()).start()
     ing.connected.wait(10)
     time.sleep(0.5)
     base = ing.stats.stored
@@ -247,17 +266,82 @@ def bench_e2e(broker: Mosquitto, url: str, n: int, offset: int) -> Measured:
     return m
 
 
-def _ingest_process(port: int, url: str, client_id: str, ready: Any, stop: Any) -> None:
+def _ingest_process(port: int, url: str, client_id: str, ready: Any, stop: Any,
+                    session_expiry_s: int = 0, go: Any = None) -> None:  # fmt: skip
+    """One ingest process; with `go`, ready means started up and waiting to connect."""
+    # Expiry 0: a finished run's session must not keep its share of the shared
+    # subscription (mosquitto queues a share for offline persistent members).
     cfg = CentralConfig(
-        mqtt=MqttConfig(host="127.0.0.1", port=port, client_id=client_id, session_expiry_s=0),
+        mqtt=MqttConfig(
+            host="127.0.0.1", port=port, client_id=client_id, session_expiry_s=session_expiry_s
+        ),
         storage=StorageConfig(url=url),
         ingest=IngestConfig(batch_max_messages=BATCH),
     )
-    ing = Ingest(cfg).start()
+    _disable_gc_for_ingest()  # as `footfall-central serve` runs
+    ing = Ingest(cfg, collect_garbage=True)
+    if go is not None:
+        ready.set()
+        go.wait()
+    ing.start()
     ing.connected.wait(10)
-    ready.set()
+    if go is None:
+        ready.set()
     stop.wait()
     ing.stop()
+
+
+def bench_drain(broker: Mosquitto, url: str, n: int, offset: int, k: int) -> Measured:
+    """A backlog: `k` ingest processes (one shared-subscription group) subscribe, go away,
+    n summaries are published meanwhile and queued by the broker, then the processes come
+    back and drain it; timed from their start until the database holds all n. The devices'
+    publishing is not on the clock (in the field they are thousands of other machines); the
+    broker, ingest and the database are, with their CPU."""
+    ctx = mp.get_context("spawn")
+    ids = [f"bench-drain-{offset}-{i}" for i in range(k)]
+
+    def launch(expiry_s: int, go: Any = None) -> tuple[list[Any], Any]:
+        stop = ctx.Event()
+        readies = [ctx.Event() for _ in ids]
+        procs = [
+            ctx.Process(target=_ingest_process,
+                        args=(broker.port, url, cid, readies[i], stop, expiry_s, go))
+            for i, cid in enumerate(ids)
+        ]  # fmt: skip
+        for p in procs:
+            p.start()
+        for r in readies:
+            r.wait(60)
+        return procs, stop
+
+    procs, stop = launch(3600)  # create the persistent sessions and the group's members
+    time.sleep(0.5)
+    stop.set()
+    for p in procs:
+        p.join(60)
+    pub, start = _publish(broker.port, n, offset)
+    start()
+    pub.join(300)
+    st = open_storage(url)
+    assert broker.proc is not None
+    go = ctx.Event()
+    procs, stop = launch(0, go)  # expiry 0 on the way out: the sessions end with the run
+    pids = [broker.proc.pid, *backend_pids(st), *(p.pid for p in procs if p.pid is not None)]
+    cpu0 = sum(proc_cpu_s(p) for p in pids)
+    t0 = time.perf_counter()
+    go.set()
+    while st.message_count() < n and time.perf_counter() - t0 < 600:
+        time.sleep(0.02)
+    wall = time.perf_counter() - t0
+    cpu = sum(proc_cpu_s(p) for p in pids) - cpu0
+    stored = st.message_count()
+    st.close()
+    stop.set()
+    for p in procs:
+        p.join(60)
+    if stored < n:
+        raise RuntimeError(f"drain x{k}: only {stored} of {n} stored")
+    return Measured(wall, cpu)
 
 
 def bench_e2e_processes(broker: Mosquitto, url: str, n: int, offset: int, k: int) -> Measured:
@@ -362,12 +446,18 @@ def main() -> int:
     )
     ap.add_argument("--micro", action="store_true", help="time only the wire code (see above)")
     ap.add_argument(
-        "--gc-threshold",
-        type=int,
-        default=0,
-        help="gc.freeze() what exists before the runs and set the cyclic GC's generation-0 "
-        "threshold to this (default 700): an ingest-side setting tried from here, since the "
-        "validate/sql/storage/e2e stages run in this process (not --instances' processes)",
+        "--gc",
+        choices=["serve", "default"],
+        default="serve",
+        help="serve: the cyclic GC policy `footfall-central serve` runs with (disabled, collected "
+        "between batches), in this process and in the ingest processes; default: Python's",
+    )
+    ap.add_argument(
+        "--stages",
+        default="storage,e2e,drain,rx",
+        help="comma-separated: storage (validate, sql, storage), e2e (live publisher; with "
+        "--instances also k processes), drain (a queued backlog; with --instances also k "
+        "processes), rx (the MQTT clients alone)",
     )
     args = ap.parse_args()
     if args.micro:
@@ -399,30 +489,41 @@ def main() -> int:
             backends["postgresql"] = cluster.new_database
     payloads = make_payloads(args.n)
     results: dict[str, dict[str, list[Measured]]] = {}
-    if args.gc_threshold:
-        gc.collect()
-        gc.freeze()
-        gc.set_threshold(args.gc_threshold)
+    wanted = set(args.stages.split(","))
+    if args.gc == "serve":
+        _disable_gc_for_ingest()
     load_start = os.getloadavg()[0]
-    broker = Mosquitto(tmp / "broker", persistence=False).start()
+    # The drain stage queues a whole run for offline sessions.
+    broker = Mosquitto(tmp / "broker", persistence=False,
+                       extra_conf=[f"max_queued_messages {max(100_000, 2 * args.n)}"]).start()  # fmt: skip
     try:
         for name, factory in backends.items():
             r = results.setdefault(name, {})
             for run in range(args.runs):
-                for stage, m in bench_storage(factory, payloads).items():
-                    r.setdefault(stage, []).append(m)
-                e2e = bench_e2e(broker, factory(), args.n, (run + 1) * 10_000_000)
-                r.setdefault("e2e", []).append(e2e)
-                if args.instances > 1:
-                    multi = bench_e2e_processes(
-                        broker, factory(), args.n, (run + 1) * 20_000_000, args.instances
-                    )
-                    r.setdefault(f"e2e_x{args.instances}", []).append(multi)
+                if "storage" in wanted:
+                    for stage, m in bench_storage(factory, payloads).items():
+                        r.setdefault(stage, []).append(m)
+                if "e2e" in wanted:
+                    e2e = bench_e2e(broker, factory(), args.n, (run + 1) * 10_000_000)
+                    r.setdefault("e2e", []).append(e2e)
+                    if args.instances > 1:
+                        multi = bench_e2e_processes(
+                            broker, factory(), args.n, (run + 1) * 20_000_000, args.instances
+                        )
+                        r.setdefault(f"e2e_x{args.instances}", []).append(multi)
+                if "drain" in wanted:
+                    for k in sorted({1, max(1, args.instances)}):
+                        m = bench_drain(broker, factory(), args.n, (run + 1) * 30_000_000 + k, k)
+                        r.setdefault(f"drain_x{k}", []).append(m)
                 print(name, run, {k: round(v[-1].rate(args.n)) for k, v in r.items()},
                       file=sys.stderr)  # fmt: skip
-        results["mqtt"] = {
-            "paho_rx_only": [bench_mqtt_rx(broker, args.n) for _ in range(args.runs)]
-        }
+        if "rx" in wanted:
+            results["mqtt"] = {
+                f"{client}_rx_only": [
+                    bench_mqtt_rx(broker, args.n, client) for _ in range(args.runs)
+                ]
+                for client in ("footfall", "paho")
+            }
     finally:
         broker.stop()
         if cluster is not None:
@@ -443,7 +544,7 @@ def main() -> int:
     doc = {
         "n": n,
         "runs": args.runs,
-        "gc_threshold": gc.get_threshold()[0],
+        "gc": args.gc,
         "load_avg_1m": {"start": round(load_start, 2), "end": round(os.getloadavg()[0], 2)},
         "median": summary,
     }
