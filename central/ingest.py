@@ -90,6 +90,8 @@ class IngestStats:
     batches: int = 0
     storage_errors: int = 0
     last_batch_ms: float = 0.0
+    connections: int = 0  # successful MQTT connections (reconnects included)
+    protocol_errors: int = 0  # connections dropped because the broker broke the protocol
     by_kind: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
@@ -259,7 +261,10 @@ class Ingest:
 
     @property
     def stats(self) -> IngestStats:
-        return self.writer.stats
+        s = self.writer.stats
+        s.connections = self.client.connection
+        s.protocol_errors = self.client.protocol_errors
+        return s
 
     @property
     def storage(self) -> Storage:
