@@ -12,15 +12,20 @@ import gc
 import importlib
 import json
 import logging
+import multiprocessing as mp
 import os
+import queue
 import signal
 import sys
 import threading
+import time as _time
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, Protocol
+
+from pydantic import ValidationError
 
 from central.config import (
     DEFAULT_CONFIG_PATH,
@@ -34,6 +39,12 @@ from central.storage import StorageUrlError, open_storage
 from central.storage.base import Storage
 
 log = logging.getLogger("central.cli")
+
+
+class _Waitable(Protocol):
+    def wait(self, timeout: float | None = None) -> bool: ...
+
+
 Handler = Callable[[argparse.Namespace], int]
 EX_USAGE = 2
 
@@ -86,8 +97,6 @@ def _disable_gc_for_ingest() -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from central.ingest import Ingest
-
     cfg = _load(args)
     updates: dict[str, Any] = {}
     if args.broker:
@@ -101,13 +110,20 @@ def _serve(args: argparse.Namespace) -> int:
     if args.group:
         updates["group"] = args.group
     mqtt_cfg = cfg.mqtt.model_copy(update=updates)
-    cfg = CentralConfig.model_validate(
-        {
-            "mqtt": mqtt_cfg.model_dump(),
-            "storage": {"url": _storage_url(args, cfg)},
-            "ingest": cfg.ingest.model_dump(),
-        }
-    )
+    ingest_cfg = cfg.ingest.model_dump()
+    if args.workers is not None:
+        ingest_cfg["workers"] = args.workers
+    try:
+        cfg = CentralConfig.model_validate(
+            {
+                "mqtt": mqtt_cfg.model_dump(),
+                "storage": {"url": _storage_url(args, cfg)},
+                "ingest": ingest_cfg,
+            }
+        )
+    except ValidationError as exc:
+        print(f"serve: {exc.errors()[0]['msg']}", file=sys.stderr)
+        return EX_CONFIG
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -116,15 +132,101 @@ def _serve(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    log.info("ingesting into %s", cfg.storage.url.split("@")[-1])
+    if cfg.ingest.workers == 1:
+        stats = _ingest_until(cfg, stop)
+        rc = 0
+    else:
+        stats, rc = _supervise_workers(cfg, stop)
+    if args.json:
+        emit_json(stats)
+    return rc
+
+
+def _ingest_until(cfg: CentralConfig, stop: _Waitable) -> dict[str, Any]:
+    from central.ingest import Ingest
+
     _disable_gc_for_ingest()
     ingest = Ingest(cfg, collect_garbage=True).start()
-    log.info("ingesting into %s", cfg.storage.url.split("@")[-1])
     while not stop.wait(1.0):
         pass
     ingest.stop()
-    if args.json:
-        emit_json(ingest.stats.as_dict())
-    return 0
+    return ingest.stats.as_dict()
+
+
+def _worker_main(cfg: CentralConfig, log_level: int, stop: Any, results: Any) -> None:
+    """One ingest worker process (spawned: nothing of the parent's state is shared)."""
+    logging.basicConfig(
+        level=log_level,
+        stream=sys.stderr,
+        format=f"%(asctime)s %(levelname)s %(name)s[{cfg.mqtt.client_id}]: %(message)s",
+    )
+    # systemd signals every process of the service; the parent's stop event ends us too.
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+    signal.signal(signal.SIGINT, lambda signum, frame: stop.set())
+    results.put(_ingest_until(cfg, stop))
+
+
+def _supervise_workers(cfg: CentralConfig, stop: threading.Event) -> tuple[dict[str, Any], int]:
+    """Run `ingest.workers` processes until `stop`; if one dies, stop all and fail, so the
+    service manager restarts the instance (the broker redelivers what was not committed)."""
+    ctx = mp.get_context("spawn")
+    worker_stop = ctx.Event()
+    results = ctx.Queue()
+    level = logging.getLogger().getEffectiveLevel()
+    procs = [
+        ctx.Process(
+            target=_worker_main,
+            args=(cfg.worker(i), level, worker_stop, results),
+            name=f"ingest-{i + 1}",
+        )
+        for i in range(cfg.ingest.workers)
+    ]
+    for p in procs:
+        p.start()
+    rc = 0
+    while not stop.wait(1.0):
+        dead = [p for p in procs if not p.is_alive()]
+        if dead:
+            log.error(
+                "ingest worker %s exited (code %s): stopping the others", dead[0].name,
+                dead[0].exitcode,
+            )  # fmt: skip
+            rc = 1
+            break
+    worker_stop.set()
+    stats: list[dict[str, Any]] = []
+    deadline = _time.monotonic() + 60
+    for p in procs:
+        p.join(max(0.1, deadline - _time.monotonic()))
+        if p.is_alive():
+            log.error("ingest worker %s did not stop: killing it", p.name)
+            p.kill()
+            rc = 1
+    while True:
+        try:
+            stats.append(results.get(timeout=0.5))
+        except queue.Empty:
+            break
+    return _sum_stats(stats), rc
+
+
+def _sum_stats(per_worker: list[dict[str, Any]]) -> dict[str, Any]:
+    total: dict[str, Any] = {
+        "workers": len(per_worker),
+        "stored_by_worker": [s.get("stored", 0) for s in per_worker],
+    }
+    for s in per_worker:
+        for key, value in s.items():
+            if key == "by_kind":
+                kinds = total.setdefault("by_kind", {})
+                for kind, n in value.items():
+                    kinds[kind] = kinds.get(kind, 0) + n
+            elif key == "last_batch_ms":
+                total[key] = max(total.get(key, 0.0), value)
+            elif isinstance(value, int | float):
+                total[key] = total.get(key, 0) + value
+    return total
 
 
 # --- import-pos --------------------------------------------------------------------------------
@@ -235,6 +337,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--broker", help="HOST:PORT, overrides mqtt.host/port")
     p.add_argument("--client-id", help="MQTT client id (unique per instance)")
     p.add_argument("--group", help="shared-subscription group")
+    p.add_argument(
+        "--workers", type=int, help="ingest processes (overrides ingest.workers; 1 per core)"
+    )
     p.add_argument("--json", action="store_true", help="print final stats as JSON on exit")
     p.set_defaults(func=_serve)
 

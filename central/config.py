@@ -165,12 +165,38 @@ class IngestConfig(_Section):
         default=100_000, ge=1, description="dead letters kept; the oldest are deleted past this"
     )
     stats_interval_s: float = Field(default=60.0, gt=0, description="how often stats are logged")
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="ingest processes of this instance, each with its own connection in the "
+        "shared-subscription group (client ids <client_id>, <client_id>-w2, ...): one process "
+        "uses about one core; needs shared_subscription",
+    )
 
 
 class CentralConfig(_Section):
     mqtt: MqttConfig = Field(default_factory=MqttConfig, description="the broker to ingest from")
     storage: StorageConfig = Field(default_factory=StorageConfig, description="where data goes")
     ingest: IngestConfig = Field(default_factory=IngestConfig, description="batching and caps")
+
+    @model_validator(mode="after")
+    def _workers(self) -> CentralConfig:
+        if self.ingest.workers > 1 and not self.mqtt.shared_subscription:
+            # Each worker would receive every message: all work done N times.
+            raise ValueError(
+                "ingest.workers above 1 needs mqtt.shared_subscription (MQTT 5), so the "
+                "workers split the stream instead of each receiving all of it"
+            )
+        return self
+
+    def worker(self, index: int) -> CentralConfig:
+        """The config of worker `index` (0-based): worker 0 keeps the client id, so the
+        persistent session of a single-process instance carries over to worker 0."""
+        if index == 0:
+            return self
+        mqtt = self.mqtt.model_copy(update={"client_id": f"{self.mqtt.client_id}-w{index + 1}"})
+        return self.model_copy(update={"mqtt": mqtt})
 
 
 class CentralConfigError(Exception):

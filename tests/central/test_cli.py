@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -105,3 +105,69 @@ def test_report_on_unknown_store_warns(tmp_path: Path, capsys: pytest.CaptureFix
     doc = json.loads(captured.out)
     assert doc["timezone"] == "UTC" and doc["footfall"]["total_in"] == 0
     assert date.fromisoformat(doc["from"]) == date(2026, 1, 1)
+
+
+@pytest.mark.broker
+def test_serve_workers_split_the_stream_and_stop_together(mosquitto, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    db = f"sqlite://{tmp_path / 'c.db'}"
+    log = tmp_path / "serve.log"
+    with log.open("w") as err_file:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", "import sys; from central.cli import main; sys.exit(main())",
+             "serve", "--db", db, "--broker", f"127.0.0.1:{mosquitto.port}", "--workers", "2",
+             "--client-id", "cli-workers", "--json"],
+            cwd=REPO, stdout=subprocess.PIPE, stderr=err_file, text=True,
+        )  # fmt: skip
+    n = 400
+    try:
+        # Both workers must be subscribed before the burst, or one could get all of it.
+        deadline = time.monotonic() + 60
+        while log.read_text().count("connected to 127.0.0.1") < 2:
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        time.sleep(0.5)
+        pub = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        pub.connect("127.0.0.1", mosquitto.port)
+        pub.loop_start()
+        t0 = utc(2026, 5, 4, 9, 0)
+        infos = [
+            pub.publish(wire.topic_for("s1", "d1", "summary"),
+                        wire.encode(summary(i, t0 + timedelta(minutes=i), lines={"c/l": (1, 0)})),
+                        qos=1)
+            for i in range(1, n + 1)
+        ]  # fmt: skip
+        for info in infos:
+            info.wait_for_publish(30)
+        pub.disconnect()
+        pub.loop_stop()
+        deadline = time.monotonic() + 60
+        stored = 0
+        while stored < n and time.monotonic() < deadline:
+            time.sleep(0.2)
+            with open_storage(db) as st:
+                stored = st.message_count("summary")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=90)
+    err = log.read_text()
+    assert proc.returncode == 0, err
+    stats = json.loads(out)
+    assert stats["workers"] == 2
+    assert stats["stored"] == n and stats["duplicates"] == 0
+    assert all(k > 0 for k in stats["stored_by_worker"]), stats  # the group split the load
+    assert "cli-workers-w2" in err  # the second worker logs under its own client id
+    with open_storage(db) as st:
+        assert st.message_count("summary") == n
+
+
+def test_serve_workers_need_a_shared_subscription(tmp_path: Path) -> None:
+    cfg = tmp_path / "central.yaml"
+    cfg.write_text("mqtt:\n  protocol: '3.1.1'\n  shared_subscription: false\n"
+                   "ingest:\n  workers: 2\n")  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-c", "import sys; from central.cli import main; sys.exit(main())",
+         "serve", "--config", str(cfg), "--db", f"sqlite://{tmp_path / 'c.db'}"],
+        check=False, cwd=REPO, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 78, proc.stderr
+    assert "workers above 1 needs mqtt.shared_subscription" in proc.stderr
