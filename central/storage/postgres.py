@@ -36,6 +36,7 @@ class PostgresStorage(SqlStorage):
     dialect = "postgresql"
     max_fn = "GREATEST"
     lock_clause = " FOR UPDATE"
+    row_locks = True
 
     def __init__(self, url: str) -> None:
         if psycopg is None:

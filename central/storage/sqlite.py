@@ -25,6 +25,7 @@ class SqliteStorage(SqlStorage):
     dialect = "sqlite"
     max_fn = "MAX"
     lock_clause = ""
+    row_locks = False
 
     def __init__(self, path: str | Path, url: str | None = None) -> None:
         self.path = Path(path)

@@ -10,13 +10,14 @@ column that is NULL in every row of a chunk as text.
 from __future__ import annotations
 
 import abc
+import itertools
 import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
 from central.storage.base import BatchResult, DeadLetter, PosRow, Received
-from central.storage.rollup import HourData, RollupKey, rollup
+from central.storage.rollup import HourData, RollupKey, group_by_hour
 from edge_agent.wire import PosTransaction, Status, StockEventMsg, Summary
 
 T = TypeVar("T")
@@ -27,6 +28,13 @@ _MAX_PARAMS = 30_000
 class SqlWriter(abc.ABC):
     max_fn: str  # scalar max of two values (MAX in SQLite, GREATEST in PostgreSQL)
     lock_clause: str  # row locks for read-modify-write ("" in SQLite, " FOR UPDATE")
+    row_locks: bool  # concurrent writers lock rows (PostgreSQL), not the whole database
+    # Device-hour documents as last committed by this writer: (summaries, data) as stored,
+    # and parsed. A row that still holds exactly that (no other writer merged into it since)
+    # needs no json.loads: in steady state every batch updates the rows the previous one
+    # wrote, one summary each. Bounded: ~4 KB each for a 4-zone device.
+    max_cached_docs = 20_000
+    _docs: dict[RollupKey, tuple[tuple[int, str], HourData]] | None = None
 
     @abc.abstractmethod
     def _transaction(self) -> AbstractContextManager[None]: ...
@@ -76,6 +84,7 @@ class SqlWriter(abc.ABC):
             else:
                 seen.add(r.msg.msg_id)
                 unique.append(r)
+        self._pending_docs: list[tuple[RollupKey, tuple[int, str], HourData]] = []
         with self._transaction():
             new_ids = self._insert_messages(unique)
             result.duplicates += len(unique) - len(new_ids)
@@ -115,6 +124,7 @@ class SqlWriter(abc.ABC):
             counts["duplicates"] = result.duplicates
             counts["dead_letters"] = result.dead_letters
             self._add_counters(counts)
+        self._remember_docs()
         return result
 
     def _insert_messages(self, rows: Sequence[Received]) -> set[str]:
@@ -179,39 +189,45 @@ class SqlWriter(abc.ABC):
         self._upsert_rollups(msgs)
 
     def _upsert_rollups(self, msgs: Sequence[Summary]) -> None:
-        """Merge the batch into its device-hour rows: create missing rows, lock them (the
-        backend's `lock_clause`; SQLite's write lock already excludes other writers), merge
-        in Python, write back. Keys are sorted so concurrent writers lock in one order."""
-        deltas = rollup(msgs)
-        keys = sorted(deltas)
-        self._values(
-            "INSERT INTO device_hourly (store_id, hour_ts, device_id, summaries, data)",
-            "(?, ?, ?, 0, '')",
-            keys,
-            "ON CONFLICT (store_id, hour_ts, device_id) DO NOTHING",
-        )
-        current: dict[RollupKey, HourData] = {}
-        chunk = 2000
-        for i in range(0, len(keys), chunk):
-            part = keys[i : i + chunk]
-            rows = self._execute(
-                "SELECT store_id, hour_ts, device_id, summaries, data FROM device_hourly "
-                "WHERE (store_id, hour_ts, device_id) IN (VALUES "
-                + ", ".join(["(?, CAST(? AS BIGINT), ?)"] * len(part))
-                + ") ORDER BY store_id, hour_ts, device_id"
-                + self.lock_clause,
-                [v for k in part for v in k],
-            ).fetchall()
-            for st, h, dev, n, data in rows:
-                current[(st, int(h), dev)] = HourData.from_json(int(n), data)
+        """Merge the batch into its device-hour rows: lock the rows (PostgreSQL creates the
+        missing ones first so that there is a row to lock; SQLite's write lock already
+        excludes other writers), merge in Python, write back. Keys are sorted so concurrent
+        writers lock in one order."""
+        groups = group_by_hour(msgs)
+        keys = sorted(groups)
+        to_read = keys
+        if self.row_locks:
+            created = self._values(
+                "INSERT INTO device_hourly (store_id, hour_ts, device_id, summaries, data)",
+                "(?, ?, ?, 0, '')",
+                keys,
+                "ON CONFLICT (store_id, hour_ts, device_id) DO NOTHING "
+                "RETURNING store_id, hour_ts, device_id",
+            )
+            # A row this batch created holds nothing yet: no need to read it back.
+            fresh = {(st, int(h), dev) for st, h, dev in created}
+            to_read = [k for k in keys if k not in fresh]
+        current = {(st, int(h), dev): (int(n), data) for st, h, dev, n, data in
+                   self._select_hours(to_read)}  # fmt: skip
+        docs = self._docs
+        if docs is None:
+            docs = self._docs = {}
         merged = []
         for key in keys:
-            hd = current.get(key)
-            if hd is None or hd.summaries == 0:
-                hd = deltas[key]  # a new device-hour: nothing to merge into
+            group = groups[key]
+            row = current.get(key)
+            if row is None or row[0] == 0:
+                hd = HourData()  # a new device-hour: nothing to merge into
+                for s in group:
+                    hd.add_summary(s)
             else:
-                hd.merge(deltas[key])
-            merged.append((*key, hd.summaries, hd.to_json()))
+                cached = docs.pop(key, None)
+                hd = cached[1] if cached is not None and cached[0] == row else (
+                    HourData.from_json(*row))  # fmt: skip
+                hd.merge_summaries(group)
+            text = hd.to_json()
+            merged.append((*key, hd.summaries, text))
+            self._pending_docs.append((key, (hd.summaries, text), hd))
         self._values(
             "INSERT INTO device_hourly (store_id, hour_ts, device_id, summaries, data)",
             "(?, ?, ?, ?, ?)",
@@ -219,6 +235,40 @@ class SqlWriter(abc.ABC):
             "ON CONFLICT (store_id, hour_ts, device_id) DO UPDATE SET "
             "summaries = excluded.summaries, data = excluded.data",
         )
+
+    def _select_hours(self, keys: Sequence[RollupKey]) -> list[tuple[Any, ...]]:
+        """(store_id, hour_ts, device_id, summaries, data) of the rows that exist among
+        `keys`, locked (`lock_clause`) in key order."""
+        out: list[tuple[Any, ...]] = []
+        chunk = 2000
+        for i in range(0, len(keys), chunk):
+            part = keys[i : i + chunk]
+            out.extend(
+                self._execute(
+                    "SELECT store_id, hour_ts, device_id, summaries, data FROM device_hourly "
+                    "WHERE (store_id, hour_ts, device_id) IN (VALUES "
+                    + ", ".join(["(?, CAST(? AS BIGINT), ?)"] * len(part))
+                    + ") ORDER BY store_id, hour_ts, device_id"
+                    + self.lock_clause,
+                    [v for k in part for v in k],
+                ).fetchall()
+            )
+        return out
+
+    def _remember_docs(self) -> None:
+        """After a commit: keep the documents just written, parsed, for the next batch."""
+        docs = self._docs
+        if docs is None:
+            docs = self._docs = {}
+        for key, row, hd in self._pending_docs:
+            docs[key] = (row, hd)
+        self._pending_docs.clear()
+        # Entries are popped when used and put back at the end: the first ones are the
+        # least recently written.
+        excess = len(docs) - self.max_cached_docs
+        if excess > 0:
+            for key in list(itertools.islice(docs, excess)):
+                del docs[key]
 
     def _insert_stock(self, msgs: Sequence[StockEventMsg]) -> None:
         self._values(
