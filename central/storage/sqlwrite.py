@@ -1,10 +1,10 @@
 """The write path both SQL backends share: one transaction per batch.
 
-Every table is written with multi-row `INSERT ... VALUES (...), (...) ON CONFLICT ...`
-statements of up to 2,000 rows: one statement per table and batch. Rows are sorted by key so
-that concurrent writers take row locks in one order (no deadlocks on the shared rollup rows).
-Nullable numeric columns are CAST in the VALUES template: PostgreSQL would otherwise type a
-column that is NULL in every row of a chunk as text.
+Every table is written with one statement per table and batch (`_values`): SQLite runs
+multi-row `INSERT ... VALUES (...), (...) ON CONFLICT ...` statements of up to 2,000 rows,
+PostgreSQL one `INSERT ... SELECT * FROM unnest(<one array per column>)`. Rows are sorted by
+key so that concurrent writers take row locks in one order (no deadlocks on the shared rollup
+rows).
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ from central.storage.rollup import HourData, RollupKey, group_by_hour
 from edge_agent.wire import PosTransaction, Status, StockEventMsg, Summary
 
 T = TypeVar("T")
-# Parameters per statement: below SQLite's 32766 and PostgreSQL's 65535.
+# Parameters per statement: below SQLite's 32766.
 _MAX_PARAMS = 30_000
+_HOUR_TYPES = ("text", "bigint", "text", "bigint", "text")  # device_hourly's columns
 
 
 class SqlWriter(abc.ABC):
@@ -46,13 +47,14 @@ class SqlWriter(abc.ABC):
         return fn()
 
     def _values(
-        self, head: str, template: str, rows: Sequence[Sequence[Any]], tail: str = ""
+        self, head: str, types: Sequence[str], rows: Sequence[Sequence[Any]], tail: str = ""
     ) -> list[tuple[Any, ...]]:
-        """`head VALUES template, template, ... tail` over chunks; returns RETURNING rows."""
+        """`head VALUES (?, ...), (?, ...) ... tail` over chunks; returns RETURNING rows.
+        `types` are the columns' PostgreSQL types (SQLite needs none)."""
         if not rows:
             return []
-        per_row = template.count("?")
-        chunk = max(1, min(2000, _MAX_PARAMS // per_row))
+        template = f"({', '.join(['?'] * len(types))})"
+        chunk = max(1, min(2000, _MAX_PARAMS // len(types)))
         returned: list[tuple[Any, ...]] = []
         for i in range(0, len(rows), chunk):
             part = rows[i : i + chunk]
@@ -113,7 +115,7 @@ class SqlWriter(abc.ABC):
             if dead_letters:
                 self._values(
                     "INSERT INTO dead_letters (received_ts, topic, reason, payload, payload_size)",
-                    "(?, ?, ?, ?, ?)",
+                    ("float8", "text", "text", "bytea", "bigint"),
                     [
                         (d.received_at.timestamp(), d.topic, d.reason, d.payload, d.payload_size)
                         for d in dead_letters
@@ -133,7 +135,7 @@ class SqlWriter(abc.ABC):
         returned = self._values(
             "INSERT INTO messages (msg_id, store_id, device_id, kind, seq, created_ts, "
             "received_ts)",
-            "(?, ?, ?, ?, ?, ?, ?)",
+            ("text", "text", "text", "text", "bigint", "float8", "float8"),
             [
                 (
                     r.msg.msg_id,
@@ -174,14 +176,14 @@ class SqlWriter(abc.ABC):
         self._values(
             "INSERT INTO summaries (msg_id, store_id, device_id, seq, interval_start_ts, "
             "interval_end_ts, timezone, body)",
-            "(?, ?, ?, ?, ?, ?, ?, ?)",
+            ("text", "text", "text", "bigint", "float8", "float8", "text", "text"),
             params,
         )
         latest_tz = {s.store_id: s.timezone for s in msgs}
         now = time.time()
         self._values(
             "INSERT INTO stores (store_id, timezone, updated_ts)",
-            "(?, ?, ?)",
+            ("text", "text", "float8"),
             sorted((store, tz, now) for store, tz in latest_tz.items()),
             "ON CONFLICT (store_id) DO UPDATE SET timezone = excluded.timezone, "
             "updated_ts = excluded.updated_ts",
@@ -199,8 +201,8 @@ class SqlWriter(abc.ABC):
         if self.row_locks:
             created = self._values(
                 "INSERT INTO device_hourly (store_id, hour_ts, device_id, summaries, data)",
-                "(?, ?, ?, 0, '')",
-                keys,
+                _HOUR_TYPES,
+                [(*k, 0, "") for k in keys],
                 "ON CONFLICT (store_id, hour_ts, device_id) DO NOTHING "
                 "RETURNING store_id, hour_ts, device_id",
             )
@@ -230,7 +232,7 @@ class SqlWriter(abc.ABC):
             self._pending_docs.append((key, (hd.summaries, text), hd))
         self._values(
             "INSERT INTO device_hourly (store_id, hour_ts, device_id, summaries, data)",
-            "(?, ?, ?, ?, ?)",
+            _HOUR_TYPES,
             merged,
             "ON CONFLICT (store_id, hour_ts, device_id) DO UPDATE SET "
             "summaries = excluded.summaries, data = excluded.data",
@@ -247,7 +249,7 @@ class SqlWriter(abc.ABC):
                 self._execute(
                     "SELECT store_id, hour_ts, device_id, summaries, data FROM device_hourly "
                     "WHERE (store_id, hour_ts, device_id) IN (VALUES "
-                    + ", ".join(["(?, CAST(? AS BIGINT), ?)"] * len(part))
+                    + ", ".join(["(?, ?, ?)"] * len(part))
                     + ") ORDER BY store_id, hour_ts, device_id"
                     + self.lock_clause,
                     [v for k in part for v in k],
@@ -274,7 +276,21 @@ class SqlWriter(abc.ABC):
         self._values(
             "INSERT INTO stock_events (msg_id, store_id, device_id, seq, ts, event_type, zone, "
             "from_zone, reader_id, epc, gtin, count, threshold)",
-            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, CAST(? AS BIGINT), CAST(? AS BIGINT))",
+            (
+                "text",
+                "text",
+                "text",
+                "bigint",
+                "float8",
+                "text",
+                "text",
+                "text",
+                "text",
+                "text",
+                "text",
+                "bigint",
+                "bigint",
+            ),
             [
                 (
                     m.msg_id,
@@ -299,7 +315,7 @@ class SqlWriter(abc.ABC):
         """Insert POS rows (idempotent on store + transaction id); returns how many were new."""
         returned = self._values(
             "INSERT INTO pos_transactions (store_id, transaction_id, ts, amount, currency, source)",
-            "(?, ?, ?, ?, ?, ?)",
+            ("text", "text", "float8", "float8", "text", "text"),
             [
                 (p.store_id, p.transaction_id, p.ts.timestamp(), p.amount, p.currency, p.source)
                 for p in rows
@@ -324,7 +340,7 @@ class SqlWriter(abc.ABC):
         mx = self.max_fn
         self._values(
             "INSERT INTO devices (store_id, device_id, first_seen_ts, last_seen_ts, last_seq)",
-            "(?, ?, ?, ?, CAST(? AS BIGINT))",
+            ("text", "text", "float8", "float8", "bigint"),
             [(*k, *v) for k, v in sorted(acc.items())],
             "ON CONFLICT (store_id, device_id) DO UPDATE SET "
             f"last_seen_ts = {mx}(devices.last_seen_ts, excluded.last_seen_ts), "
@@ -358,7 +374,7 @@ class SqlWriter(abc.ABC):
         self._values(
             "INSERT INTO device_status (store_id, device_id, state, created_ts, received_ts, "
             "version, outbox_depth, body)",
-            "(?, ?, ?, ?, ?, ?, ?, ?)",
+            ("text", "text", "text", "float8", "float8", "text", "bigint", "text"),
             params,
             "ON CONFLICT (store_id, device_id) DO UPDATE SET state = excluded.state, "
             "created_ts = excluded.created_ts, received_ts = excluded.received_ts, "
@@ -369,7 +385,7 @@ class SqlWriter(abc.ABC):
     def _add_counters(self, counts: dict[str, int]) -> None:
         self._values(
             "INSERT INTO counters (name, value)",
-            "(?, ?)",
+            ("text", "bigint"),
             sorted((k, v) for k, v in counts.items() if v),
             "ON CONFLICT (name) DO UPDATE SET value = counters.value + excluded.value",
         )

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from central.storage import Received, Storage, open_storage
+from central.storage import DeadLetter, PosRow, Received, Storage, open_storage
 from central.storage.rollup import HourData, local_hour_ts, rollup
 from central.storage.sqlwrite import SqlWriter
 from edge_agent import wire
@@ -295,3 +295,22 @@ def test_concurrent_writers_on_the_same_device_hours_sum_exactly(pg_cluster: Any
     assert [(d, int(k)) for d, k in hours] == [(d, n) for d in sorted(devices)]
     for w in writers:
         w.close()
+
+
+def test_column_values_round_trip_whatever_their_text_or_number_mix(storage: Storage) -> None:
+    # PostgreSQL receives each column as one array: text that looks like array syntax or NULL
+    # stays text, and a column mixing ints and floats is still written.
+    ids = ["NULL", '{a,"b"}', "x\\y", "é'\u2028"]
+    rows = [
+        PosRow("s1", tid, T0, amount, None, "csv")
+        for tid, amount in zip(ids, [3, 2.5, 0, 1e9], strict=True)
+    ]
+    assert storage.add_pos_transactions(rows) == (4, 0)
+    got = storage.pos_transactions("s1", T0 - timedelta(days=1), T0 + timedelta(days=1))
+    assert sorted((p.transaction_id, p.amount, p.currency) for p in got) == sorted(
+        (tid, float(a), None) for tid, a in zip(ids, [3, 2.5, 0, 1e9], strict=True)
+    )
+    letters = [DeadLetter("NULL", '{"x": [1, "}"]}', b"\x00\\", 2, T0)]
+    storage.write_batch([], letters)
+    (d,) = storage.dead_letters()
+    assert (d.topic, d.reason, d.payload) == ("NULL", '{"x": [1, "}"]}', b"\x00\\")
