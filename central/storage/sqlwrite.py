@@ -86,7 +86,7 @@ class SqlWriter(abc.ABC):
             else:
                 seen.add(r.msg.msg_id)
                 unique.append(r)
-        self._pending_docs: list[tuple[RollupKey, tuple[int, str], HourData]] = []
+        self._pending_docs: dict[RollupKey, tuple[tuple[int, str], HourData]] = {}
         with self._transaction():
             new_ids = self._insert_messages(unique)
             result.duplicates += len(unique) - len(new_ids)
@@ -191,34 +191,22 @@ class SqlWriter(abc.ABC):
         self._upsert_rollups(msgs)
 
     def _upsert_rollups(self, msgs: Sequence[Summary]) -> None:
-        """Merge the batch into its device-hour rows: lock the rows (PostgreSQL creates the
-        missing ones first so that there is a row to lock; SQLite's write lock already
-        excludes other writers), merge in Python, write back. Keys are sorted so concurrent
-        writers lock in one order."""
+        """Merge the batch into its device-hour rows: read and lock the rows that exist
+        (`lock_clause`; SQLite's write lock already excludes other writers), merge in Python,
+        write back. Keys are sorted so concurrent writers lock in one order."""
         groups = group_by_hour(msgs)
         keys = sorted(groups)
-        to_read = keys
-        if self.row_locks:
-            created = self._values(
-                "INSERT INTO device_hourly (store_id, hour_ts, device_id, summaries, data)",
-                _HOUR_TYPES,
-                [(*k, 0, "") for k in keys],
-                "ON CONFLICT (store_id, hour_ts, device_id) DO NOTHING "
-                "RETURNING store_id, hour_ts, device_id",
-            )
-            # A row this batch created holds nothing yet: no need to read it back.
-            fresh = {(st, int(h), dev) for st, h, dev in created}
-            to_read = [k for k in keys if k not in fresh]
         current = {(st, int(h), dev): (int(n), data) for st, h, dev, n, data in
-                   self._select_hours(to_read)}  # fmt: skip
+                   self._select_hours(keys)}  # fmt: skip
         docs = self._docs
         if docs is None:
             docs = self._docs = {}
-        merged = []
+        created: list[tuple[str, int, str, int, str]] = []
+        updated: list[tuple[str, int, str, int, str]] = []
         for key in keys:
             group = groups[key]
             row = current.get(key)
-            if row is None or row[0] == 0:
+            if row is None:
                 hd = HourData()  # a new device-hour: nothing to merge into
                 for s in group:
                     hd.add_summary(s)
@@ -228,12 +216,38 @@ class SqlWriter(abc.ABC):
                     HourData.from_json(*row))  # fmt: skip
                 hd.merge_summaries(group)
             text = hd.to_json()
-            merged.append((*key, hd.summaries, text))
-            self._pending_docs.append((key, (hd.summaries, text), hd))
+            (created if row is None else updated).append((*key, hd.summaries, text))
+            self._pending_docs[key] = ((hd.summaries, text), hd)
+        to_write = created + updated
+        if self.row_locks and created:
+            # Another writer may have created some of the new rows since the read: insert
+            # ours only where it did not, and merge into its rows otherwise.
+            inserted = self._values(
+                "INSERT INTO device_hourly (store_id, hour_ts, device_id, summaries, data)",
+                _HOUR_TYPES,
+                created,
+                "ON CONFLICT (store_id, hour_ts, device_id) DO NOTHING "
+                "RETURNING store_id, hour_ts, device_id",
+            )
+            to_write = updated
+            if len(inserted) < len(created):
+                won = {(st, int(h), dev) for st, h, dev in inserted}
+                lost = {(st, h, dev): (n, text) for st, h, dev, n, text in created
+                        if (st, h, dev) not in won}  # fmt: skip
+                for st, h, dev, n, data in self._select_hours(list(lost)):
+                    key = (st, int(h), dev)
+                    del lost[key]
+                    hd = HourData.from_json(int(n), data)
+                    hd.merge_summaries(groups[key])
+                    text = hd.to_json()
+                    to_write.append((*key, hd.summaries, text))
+                    self._pending_docs[key] = ((hd.summaries, text), hd)
+                # Gone again (deleted) before the read: ours, as computed, is the row.
+                to_write.extend((*k, n, text) for k, (n, text) in lost.items())
         self._values(
             "INSERT INTO device_hourly (store_id, hour_ts, device_id, summaries, data)",
             _HOUR_TYPES,
-            merged,
+            to_write,
             "ON CONFLICT (store_id, hour_ts, device_id) DO UPDATE SET "
             "summaries = excluded.summaries, data = excluded.data",
         )
@@ -262,8 +276,8 @@ class SqlWriter(abc.ABC):
         docs = self._docs
         if docs is None:
             docs = self._docs = {}
-        for key, row, hd in self._pending_docs:
-            docs[key] = (row, hd)
+        for key, entry in self._pending_docs.items():
+            docs[key] = entry
         self._pending_docs.clear()
         # Entries are popped when used and put back at the end: the first ones are the
         # least recently written.

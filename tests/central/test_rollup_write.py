@@ -314,3 +314,43 @@ def test_column_values_round_trip_whatever_their_text_or_number_mix(storage: Sto
     storage.write_batch([], letters)
     (d,) = storage.dead_letters()
     assert (d.topic, d.reason, d.payload) == ("NULL", '{"x": [1, "}"]}', b"\x00\\")
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("deleted_again", [False, True])
+def test_a_device_hour_another_writer_creates_after_the_read_is_merged_into(
+    pg_cluster: Any, monkeypatch: pytest.MonkeyPatch, deleted_again: bool
+) -> None:
+    import psycopg
+
+    url = pg_cluster.new_database()
+    st_ = open_storage(url)
+    other = psycopg.connect(url, autocommit=True)
+    s = summary(1, T0, lines={"c/l": (1, 0)}, transitions=[("z1", "z2", 1)])
+    theirs = HourData(1, lines={"c/l": [5, 0]}, transitions={"cam|z1|z2": 2})
+    assert isinstance(st_, SqlWriter)
+    real_select = st_._select_hours
+    reads: list[int] = []
+
+    def read_then_race(keys: Any) -> list[tuple[Any, ...]]:
+        if reads and deleted_again:  # ... and is gone again before the second read
+            other.execute("DELETE FROM device_hourly")
+        rows = real_select(keys)
+        if not reads:  # the row appears between this writer's read and its insert ...
+            other.execute(
+                "INSERT INTO device_hourly VALUES (%s, %s, %s, %s, %s)",
+                ("s1", local_hour_ts(T0, "UTC"), "d1", 1, theirs.to_json()),
+            )
+        reads.append(len(rows))
+        return rows
+
+    monkeypatch.setattr(st_, "_select_hours", read_then_race)
+    st_.write_batch([Received(s, 0.0)])
+    assert reads == [0, 0 if deleted_again else 1]
+    (row,) = st_._all("SELECT summaries, data FROM device_hourly")  # type: ignore[attr-defined]
+    merged = HourData.from_json(int(row[0]), row[1])
+    expected = (1, {"c/l": [1, 0]}, {"cam|z1|z2": 1}) if deleted_again else (
+        2, {"c/l": [6, 0]}, {"cam|z1|z2": 3})  # fmt: skip
+    assert (merged.summaries, merged.lines, merged.transitions) == expected
+    other.close()
+    st_.close()
