@@ -69,12 +69,16 @@ T0 = datetime(2026, 1, 5, 0, 0, tzinfo=UTC)
 BATCH = 1000
 
 
-def make_payloads(n: int, offset: int = 0) -> list[tuple[str, bytes]]:
+def make_payloads(n: int, offset: int = 0, devices: int | None = None) -> list[tuple[str, bytes]]:
+    """n summaries from `devices` devices (10 per store) taking turns, each device's seq and
+    interval advancing by one minute per turn. Without `devices`, $FOOTFALL_BENCH_DEVICES
+    (how main() reaches the publisher processes it spawns), else 1,000."""
+    devices = devices or int(os.environ.get("FOOTFALL_BENCH_DEVICES", "1000"))
     out = []
     hist = {"edges_s": [0, 10, 30, 60, 120, 300, 600], "counts": [1, 2, 1, 0, 0, 0]}
     for i in range(offset, offset + n):
-        dev = i % 1000
-        store, device, seq = f"store{dev // 10:03d}", f"edge{dev % 10}", i // 1000 + 1
+        dev = i % devices
+        store, device, seq = f"store{dev // 10:04d}", f"edge{dev % 10}", i // devices + 1
         start = T0 + timedelta(minutes=seq)
         s = wire.Summary.model_validate(
             {
@@ -469,6 +473,12 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=10_000, help="summaries per run")
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument(
+        "--devices",
+        type=int,
+        default=1000,
+        help="devices the summaries come from, taking turns (default 1,000; see BENCHMARKS.md)",
+    )
     ap.add_argument("--pg-url", help="use this PostgreSQL instead of a throwaway cluster")
     ap.add_argument("--skip-pg", action="store_true")
     ap.add_argument("--json", action="store_true")
@@ -518,6 +528,7 @@ def main() -> int:
 
             cluster = PgCluster(durable=True).start()
             backends["postgresql"] = cluster.new_database
+    os.environ["FOOTFALL_BENCH_DEVICES"] = str(args.devices)
     payloads = make_payloads(args.n)
     results: dict[str, dict[str, list[Measured]]] = {}
     wanted = set(args.stages.split(","))
@@ -576,13 +587,14 @@ def main() -> int:
         "n": n,
         "runs": args.runs,
         "gc": args.gc,
+        "devices": args.devices,
         "load_avg_1m": {"start": round(load_start, 2), "end": round(os.getloadavg()[0], 2)},
         "median": summary,
     }
     if args.json:
         print(json.dumps(doc))
     else:
-        print(f"load average {doc['load_avg_1m']}")
+        print(f"load average {doc['load_avg_1m']}, {args.devices} devices")
         for name, stages in summary.items():
             for stage, v in stages.items():
                 print(f"{name:10s} {stage:12s} {v['per_s']:>7,}/s  {v['cpu_us'] or '-':>5} us CPU/summary"
