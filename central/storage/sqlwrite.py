@@ -32,9 +32,10 @@ class SqlWriter(abc.ABC):
     row_locks: bool  # concurrent writers lock rows (PostgreSQL), not the whole database
     # Device-hour documents as last committed by this writer: (summaries, data) as stored,
     # and parsed. A row that still holds exactly that (no other writer merged into it since)
-    # needs no json.loads: in steady state every batch updates the rows the previous one
-    # wrote, one summary each. Bounded: ~4 KB each for a 4-zone device.
-    max_cached_docs = 20_000
+    # needs no json.loads (~20 us): a device's summaries usually update the row its previous
+    # one did. With N ingest processes sharing the subscription, ~1 in N is this writer's.
+    # Bounded, least recently written first out: ~4 KB each for a 4-zone device.
+    max_cached_docs = 10_000
     _docs: dict[RollupKey, tuple[tuple[int, str], HourData]] | None = None
 
     @abc.abstractmethod

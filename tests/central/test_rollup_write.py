@@ -354,3 +354,14 @@ def test_a_device_hour_another_writer_creates_after_the_read_is_merged_into(
     assert (merged.summaries, merged.lines, merged.transitions) == expected
     other.close()
     st_.close()
+
+
+def test_the_cached_documents_stay_within_their_bound(storage: Storage) -> None:
+    assert isinstance(storage, SqlWriter)
+    storage.max_cached_docs = 3
+    seq = itertools.count(1)
+    for minute in range(0, 60 * 6, 30):  # 6 device-hours, two summaries each
+        s = summary(next(seq), T0 + timedelta(minutes=minute), lines={"c/l": (1, 0)})
+        storage.write_batch([Received(s, 0.0)])
+        assert storage._docs is not None and len(storage._docs) <= 3
+    assert _line_total(storage) == (12, 6)
