@@ -326,13 +326,35 @@ def _ingest_process(port: int, url: str, client_id: str, ready: Any, stop: Any,
     ing.stop()
 
 
-def bench_drain(broker: Mosquitto, url: str, n: int, offset: int, k: int) -> Measured:
+def bench_drain(
+    broker: Mosquitto, url: str, n: int, offset: int, k: int, prefill: bool = False
+) -> Measured:
     """A backlog: `k` ingest processes (one shared-subscription group) subscribe, go away,
     n summaries are published meanwhile and queued by the broker, then the processes come
     back and drain it; timed from their start until the database holds all n. The devices'
     publishing is not on the clock (in the field they are thousands of other machines); the
-    broker, ingest and the database are, with their CPU."""
+    broker, ingest and the database are, with their CPU.
+
+    `prefill`: first store, from this process, one summary per device for the minute before,
+    in the same hour, so every timed summary merges into a device-hour row that exists and
+    that the ingest processes have not seen (a fleet's steady state: 59 of a device's 60
+    summaries an hour are merges, and a fleet of 300,000 devices does not fit their cache)."""
     ctx = mp.get_context("spawn")
+    devices = int(os.environ.get("FOOTFALL_BENCH_DEVICES", "1000"))
+    if prefill:
+        if n > devices * 29:
+            raise SystemExit("--prefill needs --n <= 29 x --devices (one hour of turns)")
+        turn = offset // devices
+        turn = turn - turn % 60 + 30  # start mid-hour: prefill and stream share the hour
+        offset = turn * devices
+        before = [
+            RawMessage(t, p, time.time()) for t, p in make_payloads(devices, offset - devices)
+        ]
+        st0 = open_storage(url)
+        writer = BatchWriter(st0, IngestConfig(), lambda: open_storage(url))
+        for i in range(0, len(before), BATCH):
+            writer.write(before[i : i + BATCH])
+        st0.close()
     ids = [f"bench-drain-{offset}-{i}" for i in range(k)]
 
     def launch(expiry_s: int, go: Any = None) -> tuple[list[Any], Any]:
@@ -362,14 +384,15 @@ def bench_drain(broker: Mosquitto, url: str, n: int, offset: int, k: int) -> Mea
     go = ctx.Event()
     procs, stop = launch(0, go)  # expiry 0 on the way out: the sessions end with the run
     pids = [broker.proc.pid, *backend_pids(st), *(p.pid for p in procs if p.pid is not None)]
+    base = st.message_count()
     cpu0 = sum(proc_cpu_s(p) for p in pids)
     t0 = time.perf_counter()
     go.set()
-    while st.message_count() < n and time.perf_counter() - t0 < 600:
+    while st.message_count() - base < n and time.perf_counter() - t0 < 600:
         time.sleep(0.02)
     wall = time.perf_counter() - t0
     cpu = sum(proc_cpu_s(p) for p in pids) - cpu0
-    stored = st.message_count()
+    stored = st.message_count() - base
     st.close()
     stop.set()
     for p in procs:
@@ -479,6 +502,12 @@ def main() -> int:
         default=1000,
         help="devices the summaries come from, taking turns (default 1,000; see BENCHMARKS.md)",
     )
+    ap.add_argument(
+        "--prefill",
+        action="store_true",
+        help="drain: every summary merges into an existing device-hour row the ingest "
+        "processes have not cached (a large fleet's steady state; see bench_drain)",
+    )
     ap.add_argument("--pg-url", help="use this PostgreSQL instead of a throwaway cluster")
     ap.add_argument("--skip-pg", action="store_true")
     ap.add_argument("--json", action="store_true")
@@ -555,7 +584,9 @@ def main() -> int:
                         r.setdefault(f"e2e_x{args.instances}", []).append(multi)
                 if "drain" in wanted:
                     for k in sorted({1, max(1, args.instances)}):
-                        m = bench_drain(broker, factory(), args.n, (run + 1) * 30_000_000 + k, k)
+                        m = bench_drain(
+                            broker, factory(), args.n, (run + 1) * 30_000_000 + k, k, args.prefill
+                        )
                         r.setdefault(f"drain_x{k}", []).append(m)
                 print(name, run, {k: round(v[-1].rate(args.n)) for k, v in r.items()},
                       file=sys.stderr)  # fmt: skip
@@ -588,6 +619,7 @@ def main() -> int:
         "runs": args.runs,
         "gc": args.gc,
         "devices": args.devices,
+        "prefill": args.prefill,
         "load_avg_1m": {"start": round(load_start, 2), "end": round(os.getloadavg()[0], 2)},
         "median": summary,
     }

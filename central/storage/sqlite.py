@@ -39,6 +39,13 @@ class SqliteStorage(SqlStorage):
         self._conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
         self._enable_wal()
         self._conn.execute("PRAGMA synchronous = FULL")
+        # A batch of 1,000 summaries from as many devices touches ~3,000 scattered pages (the
+        # device-hour rows, the msg_id index, devices): SQLite's default 2 MB page cache
+        # re-read them from the OS every batch, and its 1,000-page autocheckpoint copied the
+        # WAL back after every commit. 64 MB and 10,000 pages (a WAL of up to ~40 MB between
+        # checkpoints): drain +5-8 % (BENCHMARKS.md, Ingest).
+        self._conn.execute("PRAGMA cache_size = -65536")
+        self._conn.execute("PRAGMA wal_autocheckpoint = 10000")
         self._migrate()
 
     def _enable_wal(self) -> None:
