@@ -120,6 +120,14 @@ def _read_varint(buf: bytes | bytearray, pos: int) -> tuple[int, int]:
 def _properties(buf: bytes, pos: int) -> tuple[dict[int, object], int]:
     """MQTT 5 properties at `pos`: ({id: value}, position after them). Repeated ids (user
     properties) keep the last value: only single-valued ones are looked at."""
+    # A truncated body must end the connection, not the network thread.
+    try:
+        return _properties_unchecked(buf, pos)
+    except (IndexError, struct.error):
+        raise ProtocolError("MQTT 5 properties cut short") from None
+
+
+def _properties_unchecked(buf: bytes, pos: int) -> tuple[dict[int, object], int]:
     length, pos = _read_varint(buf, pos)
     end = pos + length
     out: dict[int, object] = {}
@@ -249,7 +257,10 @@ def split_packets(
             else:
                 raise ProtocolError("QoS 2 PUBLISH on a QoS 1 subscription")
             if v5:
-                plen, j = _read_varint(buf, j)
+                try:
+                    plen, j = _read_varint(buf, j)
+                except IndexError:
+                    raise ProtocolError("PUBLISH properties cut short") from None
                 j += plen
             if j > end:
                 raise ProtocolError("PUBLISH header longer than the packet")

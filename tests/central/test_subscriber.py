@@ -301,3 +301,15 @@ def test_a_refused_subscription_is_reported(v5: bool) -> None:
     body = b"\x00\x01" + (b"\x00" if v5 else b"") + b"\x87\x01"
     sub._control(0x90, body)
     assert sub.last_error == "subscription $share/g/footfall/v1/# refused (0x87)"
+
+
+def test_malformed_properties_are_a_protocol_error_not_a_crash() -> None:
+    # Anything but ProtocolError/OSError would end the network thread for good.
+    cut_varint = bytearray(b"\x32\x06\x00\x01t\x00\x01\x80")  # property length runs off the end
+    with pytest.raises(ProtocolError):
+        split_packets(cut_varint, v5=True)
+    sub = MqttSubscriber(cfg(1883), [("footfall/v1/#", 1)], Collector())
+    with pytest.raises(ProtocolError):
+        sub._control(0x90, b"\x00\x01\x03\x11\x00")  # a u32 property cut after one byte
+    with pytest.raises(ProtocolError):
+        sub._check_connack(b"\x00\x00\x02\x13")  # Server Keep Alive without its value
