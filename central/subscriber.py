@@ -519,7 +519,12 @@ class MqttSubscriber:
         if keepalive_s <= 0:
             return
         now = time.monotonic()
-        if self._ping_sent is not None and now - self._ping_sent > keepalive_s:
+        # Bytes received after the PINGREQ count as an answer: after on_delivery blocked
+        # (back-pressure), the PINGRESP may have been read but not parsed yet.
+        if (
+            self._ping_sent is not None
+            and now - max(self._ping_sent, self._last_received) > keepalive_s
+        ):
             raise ConnectionError(f"no PINGRESP within {keepalive_s:.0f}s")
         if now - self._last_sent >= keepalive_s and self._ping_sent is None:
             self._send(sock, b"\xc0\x00")  # PINGREQ

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import socket
 import struct
 import subprocess
 import threading
@@ -313,3 +314,21 @@ def test_malformed_properties_are_a_protocol_error_not_a_crash() -> None:
         sub._control(0x90, b"\x00\x01\x03\x11\x00")  # a u32 property cut after one byte
     with pytest.raises(ProtocolError):
         sub._check_connack(b"\x00\x00\x02\x13")  # Server Keep Alive without its value
+
+
+def test_a_pingresp_read_but_not_parsed_yet_is_no_timeout() -> None:
+    # After on_delivery blocked (back-pressure) longer than the keepalive, the first read
+    # after it brings the PINGRESP, which is parsed only on the next loop turn.
+    sub = MqttSubscriber(cfg(1883), [("footfall/v1/#", 1)], Collector())
+    a, b = socket.socketpair()
+    try:
+        now = time.monotonic()
+        sub._last_sent = sub._ping_sent = now - 70
+        sub._last_received = now
+        sub._keepalive(a, 60.0)
+        sub._last_received = now - 61
+        with pytest.raises(ConnectionError, match="PINGRESP"):
+            sub._keepalive(a, 60.0)
+    finally:
+        a.close()
+        b.close()
