@@ -46,6 +46,9 @@ log = logging.getLogger("central.subscriber")
 _READ_BYTES = 256 * 1024
 _CONNECT_TIMEOUT_S = 10.0
 _LINGER_S = 2.0
+# A connection that ends sooner (session taken over by another instance with our client id,
+# a broker that accepts and then drops us) does not reset the reconnect backoff.
+_STABLE_S = 10.0
 
 # Fixed-header packet types.
 _CONNACK, _PUBLISH, _PUBACK, _PUBREL = 2, 3, 4, 6
@@ -341,10 +344,11 @@ class MqttSubscriber:
         delay_s = self.cfg.reconnect_min_s
         while not self._stop.is_set():
             connected = False
+            connected_at = 0.0
             try:
                 sock = self._open()
                 connected = True
-                delay_s = self.cfg.reconnect_min_s
+                connected_at = time.monotonic()
                 self._session(sock)
             except (OSError, ssl.SSLError, ProtocolError, ConnectionError) as exc:
                 reason = f"{type(exc).__name__}: {exc}"
@@ -368,9 +372,10 @@ class MqttSubscriber:
                     self._on_disconnect(self.last_error or "disconnected")
             if self._stop.is_set():
                 break
-            if connected:
+            if connected and time.monotonic() - connected_at >= _STABLE_S:
                 # A broken connection is retried at once, with a little jitter so a fleet of
                 # instances does not reconnect in lockstep.
+                delay_s = self.cfg.reconnect_min_s
                 self._stop.wait(random.uniform(0, min(1.0, self.cfg.reconnect_min_s)))
             else:
                 self._stop.wait(delay_s * random.uniform(0.8, 1.0))

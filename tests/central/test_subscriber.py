@@ -332,3 +332,36 @@ def test_a_pingresp_read_but_not_parsed_yet_is_no_timeout() -> None:
     finally:
         a.close()
         b.close()
+
+
+class RecordingStop(threading.Event):
+    """The subscriber's stop event, recording how long each reconnect waits."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waits_s: list[float] = []
+
+    def wait(self, timeout: float | None = None) -> bool:
+        if timeout is not None:
+            self.waits_s.append(timeout)
+        return super().wait(timeout)
+
+
+@pytest.mark.broker
+def test_session_takeover_backs_off_instead_of_flapping(mosquitto: Mosquitto) -> None:
+    # Two instances with one client_id (a misconfiguration, or an old process during a
+    # restart) take the session from each other; each kicked instance must back off.
+    c = cfg(mosquitto.port, shared_subscription=False, reconnect_min_s=0.2, reconnect_max_s=5.0)
+    subs = [MqttSubscriber(c, [("footfall/v1/#", 1)], Collector()) for _ in range(2)]
+    for sub in subs:
+        sub._stop = RecordingStop()
+    for sub in subs:
+        sub.start()
+    try:
+        wait_for(lambda: all(len(s._stop.waits_s) >= 3 for s in subs), timeout_s=30)  # type: ignore[attr-defined]
+    finally:
+        for sub in subs:
+            sub.stop()
+    for sub in subs:
+        waits = sub._stop.waits_s[:3]  # type: ignore[attr-defined]
+        assert waits == sorted(waits) and waits[2] > c.reconnect_min_s, waits
