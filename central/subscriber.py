@@ -40,6 +40,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from central.config import MqttConfig
+from edge_agent.wire import MAX_PAYLOAD_BYTES
 
 log = logging.getLogger("central.subscriber")
 
@@ -49,6 +50,10 @@ _LINGER_S = 2.0
 # A connection that ends sooner (session taken over by another instance with our client id,
 # a broker that accepts and then drops us) does not reset the reconnect backoff.
 _STABLE_S = 10.0
+# Offered to an MQTT 5 broker, which then drops bigger messages instead of sending them
+# (they would be rejected by the decoder anyway): the largest payload plus room for the
+# topic and properties. MQTT 3.1.1 has no such limit.
+MAX_PACKET_BYTES = MAX_PAYLOAD_BYTES + 64 * 1024
 
 # Fixed-header packet types.
 _CONNACK, _PUBLISH, _PUBACK, _PUBREL = 2, 3, 4, 6
@@ -177,6 +182,7 @@ def connect_packet(cfg: MqttConfig, password: str | None) -> bytes:
     if v5:
         props = b"\x11" + struct.pack("!I", cfg.session_expiry_s)
         props += b"\x21" + struct.pack("!H", cfg.receive_maximum)
+        props += b"\x27" + struct.pack("!I", MAX_PACKET_BYTES)
         body += _varint(len(props)) + props
     body += _string(cfg.client_id)
     if cfg.username:
@@ -595,6 +601,7 @@ class MqttSubscriber:
 
 
 __all__ = [
+    "MAX_PACKET_BYTES",
     "Delivery",
     "MqttSubscriber",
     "ProtocolError",

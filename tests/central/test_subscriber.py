@@ -20,6 +20,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from central.config import MqttConfig
 from central.subscriber import (
+    MAX_PACKET_BYTES,
     Delivery,
     MqttSubscriber,
     ProtocolError,
@@ -119,8 +120,9 @@ def test_connect_packet_fields() -> None:
     assert body[:7] == b"\x00\x04MQTT\x05"
     assert body[7] == 0x80 | 0x40  # user name + password, clean start off (session kept)
     assert struct.unpack("!H", body[8:10])[0] == 30
-    assert body[10:19] == b"\x08\x11\x00\x00\x0e\x10\x21\x01\xf4"  # expiry 3600, receive max 500
-    assert body[19:] == b"\x00\x02c1\x00\x01u\x00\x02pw"
+    assert body[10:19] == b"\x0d\x11\x00\x00\x0e\x10\x21\x01\xf4"  # expiry 3600, receive max 500
+    assert body[19] == 0x27 and struct.unpack("!I", body[20:24])[0] == MAX_PACKET_BYTES
+    assert body[24:] == b"\x00\x02c1\x00\x01u\x00\x02pw"
     v3 = MqttConfig(client_id="c1", protocol="3.1.1", shared_subscription=False,
                     session_expiry_s=0)  # fmt: skip
     body = connect_packet(v3, None)[2:]
@@ -365,3 +367,28 @@ def test_session_takeover_backs_off_instead_of_flapping(mosquitto: Mosquitto) ->
     for sub in subs:
         waits = sub._stop.waits_s[:3]  # type: ignore[attr-defined]
         assert waits == sorted(waits) and waits[2] > c.reconnect_min_s, waits
+
+
+@pytest.mark.broker
+def test_mqtt5_broker_does_not_send_a_packet_bigger_than_ingest_accepts(
+    mosquitto: Mosquitto,
+) -> None:
+    # Without a Maximum Packet Size in CONNECT one device's 2 MiB (or 256 MiB) message sits
+    # whole in the subscriber's read buffer, then again as a payload.
+    got = Collector()
+    sub = MqttSubscriber(cfg(mosquitto.port, shared_subscription=False),
+                         [("footfall/v1/#", 1)], got).start()  # fmt: skip
+    try:
+        wait_for(lambda: sub.connection == 1)
+        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="pub-big", protocol=mqtt.MQTTv5)
+        c.connect("127.0.0.1", mosquitto.port)
+        c.loop_start()
+        c.publish("footfall/v1/s/d/summary", b"x" * (2 << 20), qos=1).wait_for_publish(20)
+        c.publish("footfall/v1/s/d/summary", b"small", qos=1).wait_for_publish(20)
+        c.disconnect()
+        c.loop_stop()
+        wait_for(lambda: b"small" in got.payloads)
+        assert got.payloads == [b"small"]
+        assert sub.connection == 1, sub.last_error
+    finally:
+        sub.stop()
