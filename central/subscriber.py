@@ -581,10 +581,14 @@ class MqttSubscriber:
             if self.v5:
                 _, pos = _properties(body, 2)
                 codes = body[pos:]
-            for (topic, _), code in zip(self.filters, codes, strict=False):
+            for (topic, qos), code in zip(self.filters, codes, strict=False):
                 if code >= 0x80:
                     log.error("the broker refused the subscription %s (0x%02x)", topic, code)
                     self.last_error = f"subscription {topic} refused (0x{code:02x})"
+                elif code < qos:
+                    # QoS 0 is never acknowledged, so a crash loses what was not yet stored.
+                    log.error("the broker granted %s only QoS %d", topic, code)
+                    self.last_error = f"subscription {topic} granted QoS {code} only"
         elif kind == _DISCONNECT:
             code = body[0] if body else 0
             raise ConnectionError(f"the broker disconnected us (reason 0x{code:02x})")

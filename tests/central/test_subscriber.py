@@ -304,6 +304,9 @@ def test_a_refused_subscription_is_reported(v5: bool) -> None:
     body = b"\x00\x01" + (b"\x00" if v5 else b"") + b"\x87\x01"
     sub._control(0x90, body)
     assert sub.last_error == "subscription $share/g/footfall/v1/# refused (0x87)"
+    # A broker with a lower maximum QoS downgrades the subscription: at-least-once is gone.
+    sub._control(0x90, b"\x00\x01" + (b"\x00" if v5 else b"") + b"\x01\x00")
+    assert sub.last_error == "subscription footfall/v1/+/+/status granted QoS 0 only"
 
 
 def test_malformed_properties_are_a_protocol_error_not_a_crash() -> None:
