@@ -288,6 +288,10 @@ class Ingest:
     def _on_delivery(self, delivery: Delivery) -> None:
         n = len(delivery.topics)
         limit = self.cfg.ingest.queue_max_messages
+        if self._stop.is_set():
+            # stop() drains the queue: under a steady stream new deliveries would keep it from
+            # ever emptying. Not acknowledged, so the broker redelivers them to the next session.
+            return
         with self._cond:
             # Back-pressure: while the queue is full the network thread waits, so the broker
             # keeps the backlog (it is unacknowledged) instead of our memory.

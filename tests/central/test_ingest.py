@@ -15,6 +15,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from central.config import CentralConfig, IngestConfig, MqttConfig, StorageConfig
 from central.ingest import Ingest
 from central.storage import open_storage
+from central.subscriber import Delivery
 from edge_agent import wire
 from tests.central.factory import summary
 
@@ -333,3 +334,17 @@ def test_a_full_queue_holds_the_stream_back_without_loss(mosquitto, tmp_path) ->
     with open_storage(cfg.storage.url) as st:
         assert st.message_count("summary") == n
         assert st.seq_gaps("s1") == []
+
+
+def test_deliveries_after_stop_are_left_to_the_broker(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """While stop() drains the queue the network thread keeps reading; under a steady stream
+    the writer would never see an empty queue and stop() would run into its timeout, then
+    close the storage under a writer still committing. Not acknowledged, so redelivered."""
+    cfg = make_cfg(1883, f"sqlite://{tmp_path / 'c.db'}", "central-stopping")
+    ing = Ingest(cfg)
+    try:
+        ing._stop.set()
+        ing._on_delivery(Delivery(["footfall/v1/s/d/summary"], [b"{}"], [7], time.time(), 1))
+        assert ing.pending() == 0
+    finally:
+        ing.writer.storage.close()
