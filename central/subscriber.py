@@ -47,6 +47,7 @@ log = logging.getLogger("central.subscriber")
 _READ_BYTES = 256 * 1024
 _CONNECT_TIMEOUT_S = 10.0
 _LINGER_S = 2.0
+_CONNACK_MAX_BYTES = 64 * 1024
 # A connection that ends sooner (session taken over by another instance with our client id,
 # a broker that accepts and then drops us) does not reset the reconnect backoff.
 _STABLE_S = 10.0
@@ -337,6 +338,11 @@ class MqttSubscriber:
         self._stop.set()
         self._wake()
         self._thread.join(timeout_s)
+        if self._thread.is_alive():
+            # Still sending or lingering: it uses the wake pair until it ends (a daemon
+            # thread, so it cannot keep the process alive).
+            log.warning("the MQTT thread did not stop within %.1fs", timeout_s)
+            return
         self._wake_r.close()
         self._wake_w.close()
 
@@ -428,6 +434,10 @@ class MqttSubscriber:
         while True:
             try:
                 length, start = _read_varint(buf, 1)
+                if length > _CONNACK_MAX_BYTES:
+                    # A CONNACK is a few bytes and properties; do not buffer what a broken
+                    # or hostile peer says is coming.
+                    raise ProtocolError(f"first packet of {length} bytes is not a CONNACK")
                 if len(buf) >= start + length:
                     first, body = buf[0], bytes(buf[start : start + length])
                     del buf[: start + length]

@@ -395,3 +395,27 @@ def test_mqtt5_broker_does_not_send_a_packet_bigger_than_ingest_accepts(
         assert sub.connection == 1, sub.last_error
     finally:
         sub.stop()
+
+
+def test_a_peer_announcing_a_huge_first_packet_is_dropped_not_buffered() -> None:
+    # A hostile or broken endpoint (mosquitto never does this): the subscriber must not wait
+    # for, or buffer, 256 MiB before its CONNACK.
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+
+    def serve() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.recv(4096)  # the CONNECT
+            conn.sendall(b"\x20\xff\xff\xff\x7f")  # "CONNACK" of 268,435,455 bytes
+            time.sleep(2)
+
+    threading.Thread(target=serve, daemon=True).start()
+    sub = MqttSubscriber(cfg(port), [("footfall/v1/#", 1)], Collector()).start()
+    try:
+        wait_for(lambda: sub.protocol_errors >= 1, 10)
+        assert "not a CONNACK" in (sub.last_error or "")
+        assert sub.connection == 0
+    finally:
+        sub.stop()
+        server.close()
