@@ -252,6 +252,7 @@ class Ingest:
             self._on_delivery,
             on_connect=self._on_connect,
             on_disconnect=self._on_disconnect,
+            accepting=self._accepting,
         )
 
     @property
@@ -286,22 +287,19 @@ class Ingest:
         self.connected.clear()
 
     def _on_delivery(self, delivery: Delivery) -> None:
-        n = len(delivery.topics)
-        limit = self.cfg.ingest.queue_max_messages
         if self._stop.is_set():
             # stop() drains the queue: under a steady stream new deliveries would keep it from
             # ever emptying. Not acknowledged, so the broker redelivers them to the next session.
             return
         with self._cond:
-            # Back-pressure: while the queue is full the network thread waits, so the broker
-            # keeps the backlog (it is unacknowledged) instead of our memory.
-            while self._pending_messages and self._pending_messages + n > limit:
-                if self._stop.is_set():
-                    return  # not acknowledged: the broker redelivers it to the next session
-                self._cond.wait(0.5)
             self._pending.append(delivery)
-            self._pending_messages += n
+            self._pending_messages += len(delivery.topics)
             self._cond.notify_all()
+
+    def _accepting(self) -> bool:
+        # Back-pressure: while the queue is full the subscriber stops reading (it still pings),
+        # so the broker keeps the backlog (it is unacknowledged) instead of our memory.
+        return self._pending_messages < self.cfg.ingest.queue_max_messages
 
     # --- writer thread ------------------------------------------------------------------------
     def _take(self, timeout_s: float) -> Delivery | None:
@@ -310,9 +308,11 @@ class Ingest:
                 self._cond.wait(timeout_s)
             if not self._pending:
                 return None
+            was_full = not self._accepting()
             d = self._pending.popleft()
             self._pending_messages -= len(d.topics)
-            self._cond.notify_all()
+            if was_full and self._accepting():
+                self.client.resume()
             return d
 
     def _next_batch(self) -> list[RawMessage]:

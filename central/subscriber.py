@@ -287,22 +287,30 @@ class MqttSubscriber:
     """Connects, subscribes, hands received messages to `on_delivery` on the network thread,
     and reconnects with exponential backoff until `stop()`.
 
-    `on_delivery` may block (back-pressure): while it does, nothing more is read, and the
-    broker holds the rest (at most its in-flight window is unacknowledged)."""
+    Back-pressure: while `accepting()` is false the socket is not read and the broker holds
+    the rest (at most its in-flight window is unacknowledged); PINGREQs and PUBACKs still go
+    out, so a long pause (a database outage) does not cost the connection. Call `resume()`
+    when `accepting()` turns true. `on_delivery` should not block: while it does, nothing
+    is sent, not even pings."""
 
     def __init__(
         self,
         cfg: MqttConfig,
         filters: Sequence[tuple[str, int]],
         on_delivery: Callable[[Delivery], None],
+        *,
         on_connect: Callable[[int], None] | None = None,
         on_disconnect: Callable[[str], None] | None = None,
+        accepting: Callable[[], bool] | None = None,
     ) -> None:
         self.cfg = cfg
         self.filters = list(filters)
         self._on_delivery = on_delivery
         self._on_connect = on_connect
         self._on_disconnect = on_disconnect
+        # Back-pressure: while this says no, the socket is not read (the broker holds the
+        # rest), but pings and acks still go out, so the broker keeps the connection.
+        self._accepting = accepting
         self.v5 = cfg.protocol == "5"
         self.connection = 0  # successful connections so far; tags deliveries and acks
         self.protocol_errors = 0
@@ -345,6 +353,10 @@ class MqttSubscriber:
             return
         self._wake_r.close()
         self._wake_w.close()
+
+    def resume(self) -> None:
+        """The consumer accepts deliveries again (see `accepting`): read the socket."""
+        self._wake()
 
     def _wake(self) -> None:
         # OSError: the pair is full (a wake is already pending) or closed (stopping).
@@ -482,12 +494,20 @@ class MqttSubscriber:
         buf = self._buf
         recv_into = sock.recv
         keepalive_s = self._keepalive_s
+        reading = True
         try:
             while True:
-                if buf:
+                paused = self._accepting is not None and not self._accepting()
+                if paused == reading:  # (un)register the socket for reading
+                    if paused:
+                        sel.unregister(sock)
+                    else:
+                        sel.register(sock, selectors.EVENT_READ)
+                    reading = not paused
+                if buf and not paused:
                     self._parse(buf)
                 # Bytes TLS already decrypted are invisible to select().
-                pending = isinstance(sock, ssl.SSLSocket) and sock.pending() > 0
+                pending = not paused and isinstance(sock, ssl.SSLSocket) and sock.pending() > 0
                 timeout = 0.0 if pending else self._timeout(keepalive_s)
                 events = sel.select(timeout)
                 if self._stop.is_set():
@@ -513,7 +533,7 @@ class MqttSubscriber:
                             raise ConnectionError("the broker closed the connection")
                         buf += chunk
                         self._last_received = time.monotonic()
-                self._keepalive(sock, keepalive_s)
+                self._keepalive(sock, keepalive_s, paused)
         finally:
             sel.close()
 
@@ -536,10 +556,17 @@ class MqttSubscriber:
             return 1.0
         return max(0.05, min(1.0, self._last_sent + keepalive_s - time.monotonic()))
 
-    def _keepalive(self, sock: socket.socket, keepalive_s: float) -> None:
+    def _keepalive(self, sock: socket.socket, keepalive_s: float, paused: bool = False) -> None:
         if keepalive_s <= 0:
             return
         now = time.monotonic()
+        if paused:
+            # Not reading, so a PINGRESP cannot be seen: keep pinging so the broker keeps
+            # us, and judge the broker again once reading resumes.
+            if now - self._last_sent >= keepalive_s:
+                self._send(sock, b"\xc0\x00")  # PINGREQ
+                self._ping_sent = None
+            return
         # Bytes received after the PINGREQ count as an answer: after on_delivery blocked
         # (back-pressure), the PINGRESP may have been read but not parsed yet.
         if (

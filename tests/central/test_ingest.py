@@ -348,3 +348,38 @@ def test_deliveries_after_stop_are_left_to_the_broker(tmp_path) -> None:  # type
         assert ing.pending() == 0
     finally:
         ing.writer.storage.close()
+
+
+def test_a_long_storage_stall_keeps_the_connection(mosquitto, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The database is locked for longer than 1.5 x keepalive while messages arrive: the
+    queue fills, the subscriber stops reading but keeps pinging, so the broker keeps the
+    connection (no reconnect, no redelivery) and everything is stored once it is free."""
+    import sqlite3
+
+    db = tmp_path / "c.db"
+    cfg = make_cfg(mosquitto.port, f"sqlite://{db}", "central-stall")
+    cfg = cfg.model_copy(
+        update={
+            "mqtt": cfg.mqtt.model_copy(update={"keepalive_s": 5}),
+            "ingest": IngestConfig(queue_max_messages=100, batch_max_messages=50),
+        }
+    )
+    ing = Ingest(cfg).start()
+    assert ing.connected.wait(10)
+    time.sleep(0.2)
+    blocker = sqlite3.connect(db, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # the writer now waits on busy_timeout (30 s)
+    pub = Publisher(mosquitto.port)
+    n = 600
+    try:
+        for s in range(1, n + 1):
+            pub.msg(summary(s, T0 + timedelta(minutes=s), lines={"cam/door": (1, 0)}))
+        time.sleep(12)  # mosquitto drops a silent client after 7.5 s
+        assert ing.connections == 1
+        blocker.execute("ROLLBACK")
+        wait_for(lambda: ing.stats.stored == n, timeout_s=60)
+        assert ing.connections == 1 and ing.stats.duplicates == 0
+    finally:
+        blocker.close()
+        pub.close()
+        ing.stop()
