@@ -390,6 +390,13 @@ class MqttSubscriber:
                             reason,
                             delay_s,
                         )
+            except Exception as exc:
+                # A bug or a malformed packet nothing above anticipated must not end the
+                # thread: ingest would silently stop receiving. Drop the connection, log it
+                # with its traceback, reconnect.
+                self.protocol_errors += 1
+                self.last_error = f"unexpected {type(exc).__name__}: {exc}"
+                log.exception("MQTT connection failed unexpectedly; reconnecting")
             finally:
                 self._close()
                 if connected and self._on_disconnect is not None:

@@ -419,3 +419,28 @@ def test_a_peer_announcing_a_huge_first_packet_is_dropped_not_buffered() -> None
     finally:
         sub.stop()
         server.close()
+
+
+def test_an_unexpected_error_reconnects_instead_of_ending_the_thread(
+    mosquitto: Mosquitto,
+) -> None:
+    calls = []
+
+    def flaky(d: Delivery) -> None:
+        calls.append(d)
+        if len(calls) == 1:
+            raise RuntimeError("a bug in the consumer")
+
+    sub = MqttSubscriber(cfg(mosquitto.port), [("footfall/v1/#", 1)], flaky).start()
+    try:
+        wait_for(lambda: sub.connection == 1)
+        time.sleep(0.2)
+        publish(mosquitto.port, 1)
+        # The first delivery raised: the connection was dropped and the message, never
+        # acknowledged, comes again on the next one.
+        wait_for(lambda: len(calls) >= 2)
+        assert sub.connection == 2 and sub.protocol_errors == 1
+        assert "RuntimeError" in (sub.last_error or "")
+        assert calls[-1].payloads == [b"m0"]
+    finally:
+        sub.stop()
