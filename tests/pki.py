@@ -57,3 +57,22 @@ def make_pki(d: Path) -> None:
             *(["-extfile", "san.ext"] if name == "server" else []),
             cwd=d,
         )
+
+
+def broker_tls_conf(d: Path) -> list[str]:
+    """mosquitto listener lines for the PKI in `d`: TLS with a required client certificate."""
+    return [
+        f"cafile {d}/ca.crt",
+        f"certfile {d}/server.crt",
+        f"keyfile {d}/server.key",
+        "require_certificate true",
+    ]
+
+
+def client_tls(d: Path) -> dict[str, str]:
+    """The `tls` section (edge or central config) of a client with the PKI's certificate."""
+    return {
+        "ca_file": str(d / "ca.crt"),
+        "cert_file": str(d / "client.crt"),
+        "key_file": str(d / "client.key"),
+    }

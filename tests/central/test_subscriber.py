@@ -30,7 +30,7 @@ from central.subscriber import (
     topic_matches,
 )
 from tests.mosquitto import Mosquitto, free_port
-from tests.pki import make_pki
+from tests.pki import broker_tls_conf, client_tls, make_pki
 
 
 def wait_for(cond: Callable[[], bool], timeout_s: float = 20.0) -> None:
@@ -245,10 +245,7 @@ def test_password_and_mutual_tls(tmp_path: Path) -> None:
     broker = Mosquitto(
         tmp_path / "b",
         extra_conf=[
-            f"cafile {pki}/ca.crt",
-            f"certfile {pki}/server.crt",
-            f"keyfile {pki}/server.key",
-            "require_certificate true",
+            *broker_tls_conf(pki),
             "allow_anonymous false",
             f"password_file {passwd}",
             f"listener {plain_port} 127.0.0.1",
@@ -256,8 +253,7 @@ def test_password_and_mutual_tls(tmp_path: Path) -> None:
     ).start()
     pw = tmp_path / "pw"
     pw.write_text("s3cret\n")
-    tls = {"ca_file": str(pki / "ca.crt"), "cert_file": str(pki / "client.crt"),
-           "key_file": str(pki / "client.key")}  # fmt: skip
+    tls = client_tls(pki)
     try:
         got = Collector()
         c = cfg(broker.port, tls=tls, username="central", password_file=str(pw))

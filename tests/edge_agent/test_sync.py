@@ -18,7 +18,7 @@ from edge_agent.sync import MqttSync, backoff_delay_s
 from tests.edge_agent.helpers import Central, wait_caught_up, wait_until
 from tests.edge_agent.tcp_proxy import TcpProxy
 from tests.mosquitto import Mosquitto
-from tests.pki import make_pki
+from tests.pki import broker_tls_conf, client_tls, make_pki
 
 pytestmark = pytest.mark.broker
 
@@ -325,19 +325,10 @@ def test_mutual_tls(tmp_path: Path) -> None:
     make_pki(pki)
     broker = Mosquitto(
         tmp_path / "b",
-        extra_conf=[
-            f"cafile {pki}/ca.crt",
-            f"certfile {pki}/server.crt",
-            f"keyfile {pki}/server.key",
-            "require_certificate true",
-        ],
+        extra_conf=broker_tls_conf(pki),
     ).start()
     try:
-        tls = {
-            "ca_file": str(pki / "ca.crt"),
-            "cert_file": str(pki / "client.crt"),
-            "key_file": str(pki / "client.key"),
-        }
+        tls = client_tls(pki)
         ob = Outbox(tmp_path / "o.db")
         sync = MqttSync(mqtt_cfg(broker.port, tls=tls), "store-1", "dev-1", ob).start()
         ob.append([summary(1), stock(1)])
