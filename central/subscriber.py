@@ -308,8 +308,6 @@ class MqttSubscriber:
         self._on_delivery = on_delivery
         self._on_connect = on_connect
         self._on_disconnect = on_disconnect
-        # Back-pressure: while this says no, the socket is not read (the broker holds the
-        # rest), but pings and acks still go out, so the broker keeps the connection.
         self._accepting = accepting
         self.v5 = cfg.protocol == "5"
         self.connection = 0  # successful connections so far; tags deliveries and acks
@@ -499,7 +497,7 @@ class MqttSubscriber:
         if self._on_connect is not None:
             self._on_connect(self.connection)
         buf = self._buf
-        recv_into = sock.recv
+        recv = sock.recv
         keepalive_s = self._keepalive_s
         reading = True
         try:
@@ -532,7 +530,7 @@ class MqttSubscriber:
                 self._flush(sock)
                 if pending or any(key.fileobj is sock for key, _ in events):
                     try:
-                        chunk = recv_into(_READ_BYTES)
+                        chunk = recv(_READ_BYTES)
                     except (BlockingIOError, ssl.SSLWantReadError):
                         chunk = None
                     if chunk is not None:
