@@ -61,6 +61,7 @@ from central.subscriber import (  # noqa: E402
     Delivery,
     MqttSubscriber,
     connect_packet,
+    packet,
     split_packets,
 )
 from edge_agent import wire  # noqa: E402
@@ -196,13 +197,7 @@ def bench_storage(
 
 def _publish_packet(topic: str, payload: bytes, mid: int) -> bytes:
     body = len(topic).to_bytes(2, "big") + topic.encode() + mid.to_bytes(2, "big") + b"\x00"
-    body += payload
-    n, header = len(body), bytearray(b"\x32")  # PUBLISH, QoS 1
-    while True:
-        n, digit = n // 128, n % 128
-        header.append(digit | (0x80 if n else 0))
-        if not n:
-            return bytes(header) + body
+    return packet(0x32, body + payload)  # PUBLISH, QoS 1
 
 
 def _publisher(port: int, n: int, offset: int, ready: mp.Event, go: mp.Event,  # type: ignore[valid-type]

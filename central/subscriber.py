@@ -108,7 +108,8 @@ def _string(text: str) -> bytes:
     return struct.pack("!H", len(raw)) + raw
 
 
-def _packet(first_byte: int, body: bytes) -> bytes:
+def packet(first_byte: int, body: bytes) -> bytes:
+    """A control packet: its first byte, the remaining length, the body."""
     return bytes([first_byte]) + _varint(len(body)) + body
 
 
@@ -190,7 +191,7 @@ def connect_packet(cfg: MqttConfig, password: str | None) -> bytes:
         body += _string(cfg.username)
         if password is not None:
             body += _string(password)
-    return _packet(0x10, bytes(body))
+    return packet(0x10, bytes(body))
 
 
 def subscribe_packet(mid: int, filters: Sequence[tuple[str, int]], v5: bool) -> bytes:
@@ -200,7 +201,7 @@ def subscribe_packet(mid: int, filters: Sequence[tuple[str, int]], v5: bool) -> 
     for topic, qos in filters:
         body += _string(topic)
         body.append(qos)
-    return _packet(0x82, bytes(body))
+    return packet(0x82, bytes(body))
 
 
 def puback_packets(mids: Sequence[int]) -> bytes:
@@ -652,6 +653,7 @@ __all__ = [
     "MqttSubscriber",
     "ProtocolError",
     "connect_packet",
+    "packet",
     "puback_packets",
     "split_packets",
     "subscribe_packet",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import paho.mqtt.client as mqtt
@@ -18,18 +18,10 @@ from central.storage import open_storage
 from central.subscriber import Delivery
 from edge_agent import wire
 from tests.central.factory import summary
+from tests.central.waiting import wait_for
 
 pytestmark = pytest.mark.broker
 T0 = datetime(2026, 5, 4, 9, 0, tzinfo=UTC)
-
-
-def wait_for(cond: Callable[[], bool], timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 class Publisher:

@@ -9,7 +9,6 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -29,21 +28,14 @@ from central.subscriber import (
     split_packets,
     topic_matches,
 )
+from tests.central.waiting import wait_for
 from tests.mosquitto import Mosquitto, free_port
 from tests.pki import broker_tls_conf, client_tls, make_pki
 
 
-def wait_for(cond: Callable[[], bool], timeout_s: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.02)
-    raise AssertionError("condition not met in time")
-
-
 # --- codec ------------------------------------------------------------------------------------
 def _varint(n: int) -> bytes:
+    # The tests encode packets on their own, not with the client's code they check.
     out = bytearray()
     while True:
         n, digit = divmod(n, 128)
