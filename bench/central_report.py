@@ -62,12 +62,26 @@ def sqlite_path(url: str) -> Path | None:
 def drop_file_cache(path: Path) -> None:
     for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
         if p.exists():
-            fd = os.open(p, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-            finally:
-                os.close(fd)
+            _evict(p)
+
+
+def _evict(p: Path) -> None:
+    fd = os.open(p, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
+def cold_cluster(cluster: Any) -> None:
+    """A truly cold PostgreSQL: the server stopped (its shared buffers gone), every file of
+    its data directory evicted from the OS page cache, the server started again."""
+    cluster.halt()
+    for dirpath, _dirs, files in os.walk(cluster.data):
+        for name in files:
+            _evict(Path(dirpath) / name)
+    cluster.start()
 
 
 def seed(url: str, spec: SeedSpec, fine_days: int) -> dict[str, Any]:
@@ -138,7 +152,9 @@ def parts(st: Storage, store_id: str, first: date, last: date, now: datetime) ->
     return {k: round(v * 1000, 1) for k, v in out.items()}
 
 
-def latency(url: str, stores: list[str], end: datetime, runs: int) -> dict[str, Any]:
+def latency(
+    url: str, stores: list[str], end: datetime, runs: int, cluster: Any = None
+) -> dict[str, Any]:
     path = sqlite_path(url)
     # `runs` cold runs, on different stores while there are enough (the page cache is dropped
     # before each, so a repeated store is as cold as a new one).
@@ -147,6 +163,8 @@ def latency(url: str, stores: list[str], end: datetime, runs: int) -> dict[str, 
     for store_id in cold_stores:
         if path is not None:
             drop_file_cache(path)
+        if cluster is not None:
+            cold_cluster(cluster)
         t0 = time.perf_counter()
         with open_storage(url) as st:
             first, last = last_days(st, store_id, end)
@@ -158,6 +176,8 @@ def latency(url: str, stores: list[str], end: datetime, runs: int) -> dict[str, 
     for store_id in cold_stores:
         if path is not None:
             drop_file_cache(path)
+        if cluster is not None:
+            cold_cluster(cluster)
         with open_storage(url) as st:
             first, last = last_days(st, store_id, end)
             rng = analytics.report_range(st, store_id, first, last)
@@ -184,7 +204,12 @@ def latency(url: str, stores: list[str], end: datetime, runs: int) -> dict[str, 
         "cold_median_ms": round(statistics.median(cold) * 1000, 1),
         "cold_runs_ms": [round(c * 1000, 1) for c in cold],
         "cold_note": "new connection, store not queried before"
-        + (", DB file evicted from the page cache" if path is not None else ""),
+        + (", DB file evicted from the page cache" if path is not None else "")
+        + (
+            ", server restarted with its data directory evicted from the page cache"
+            if cluster is not None
+            else ""
+        ),
         "cold_seq_gaps_median_ms": round(statistics.median(gaps_cold) * 1000, 1),
         "cold_seq_gaps_runs_ms": [round(c * 1000, 1) for c in gaps_cold],
         "warm": per_store,
@@ -243,6 +268,12 @@ def main() -> int:
     ap.add_argument("--reuse", action="store_true", help="skip seeding, use the existing data")
     ap.add_argument("--skip-forecast", action="store_true")
     ap.add_argument(
+        "--pg-cluster",
+        type=Path,
+        help="use a throwaway PostgreSQL cluster kept in this directory (made on first use) "
+        "instead of --db; cold runs then restart it with its files evicted from the page cache",
+    )
+    ap.add_argument(
         "--out", type=Path, default=REPO / "artifacts" / "bench" / "central_report.json"
     )
     args = ap.parse_args()
@@ -252,6 +283,18 @@ def main() -> int:
         "loadavg_start": os.getloadavg(),
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+    cluster = None
+    if args.pg_cluster is not None:
+        from tests.central.conftest import PgCluster
+
+        cluster = PgCluster(durable=True, root=args.pg_cluster.resolve()).start()
+        args.db = result["db"] = cluster.url("footfall_report")
+        if not args.reuse:
+            import psycopg
+
+            with psycopg.connect(cluster.url(), autocommit=True) as conn:
+                conn.execute("DROP DATABASE IF EXISTS footfall_report")
+                conn.execute("CREATE DATABASE footfall_report")
     path = sqlite_path(args.db)
     if not args.reuse:
         if path is not None:
@@ -263,14 +306,16 @@ def main() -> int:
         log(f"seeded: {result['seed']}")
     stores = [spec.store_id(i) for i in range(0, spec.stores, max(1, spec.stores // 10))]
     log("report latency")
-    result["report_30d"] = latency(args.db, stores, spec.end, args.runs)
+    result["report_30d"] = latency(args.db, stores, spec.end, args.runs, cluster)
     if args.fine_days:
-        fine = latency(args.db, ["fine-001"], spec.end, args.runs)
+        fine = latency(args.db, ["fine-001"], spec.end, args.runs, cluster)
         result["report_30d_fine_store"] = fine
     if not args.skip_forecast:
         log("forecast backtests")
         result["forecast"] = forecasts(args.db, spec.end)
     result["loadavg_end"] = os.getloadavg()
+    if cluster is not None:
+        cluster.halt()
     print(json.dumps(result, indent=2, default=str))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2, default=str))

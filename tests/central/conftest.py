@@ -39,13 +39,18 @@ def _unavailable(msg: str) -> None:
 
 
 class PgCluster:
-    def __init__(self, durable: bool = False) -> None:
-        """`durable=False` (tests) turns fsync off; benchmarks keep PostgreSQL's defaults."""
+    def __init__(self, durable: bool = False, root: Path | None = None) -> None:
+        """`durable=False` (tests) turns fsync off; benchmarks keep PostgreSQL's defaults.
+        `root`: keep the cluster in this directory (created on first start, reused after)
+        instead of a new temporary one; `halt()` it rather than `stop()` to keep it."""
         self.durable = durable
         self.bin = _pg_bin()
         if self.bin is None:
             raise RuntimeError("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
-        self.root = Path(tempfile.mkdtemp(prefix="footfall-pg-"))
+        if root is None:
+            root = Path(tempfile.mkdtemp(prefix="footfall-pg-"))
+        root.mkdir(parents=True, exist_ok=True)
+        self.root = root
         self.data = self.root / "data"
         self.port = free_port()
         self._prefix: list[str] = []
