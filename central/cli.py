@@ -1,8 +1,10 @@
 """`footfall-central`: ingest, reports, POS import, export and the dashboard.
 
 Every command with --json prints exactly one JSON document on stdout; logs go to stderr.
-The storage URL comes from --db, else the config file's `storage.url` (--config), else
-$FOOTFALL_CENTRAL_DB, else the default SQLite file.
+The storage URL comes from --db, else the config file's `storage.url` (--config, else
+/etc/footfall/central.yaml when it exists), else $FOOTFALL_CENTRAL_DB, else the default
+SQLite file. Exit codes: 0 done, 1 failed (bad rows, a dead worker), 2 usage, 69 storage
+unavailable, 78 bad config (systemd's RestartPreventExitStatus).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from types import FrameType
 from typing import Any, Protocol
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import ValidationError
 
@@ -34,8 +37,9 @@ from central.config import (
     CentralConfigError,
     StorageConfig,
     load_config,
+    systemd_credential,
 )
-from central.storage import StorageUrlError, open_storage
+from central.storage import StorageUnavailableError, StorageUrlError, open_storage, redact_url
 from central.storage.base import Storage
 
 log = logging.getLogger("central.cli")
@@ -47,6 +51,39 @@ class _Waitable(Protocol):
 
 Handler = Callable[[argparse.Namespace], int]
 EX_USAGE = 2
+EX_UNAVAILABLE = 69  # sysexits.h: a service the command needs (the database) is unavailable
+# Dates the commands accept: beyond these, epoch arithmetic overflows datetime (year 1, 9999)
+# and no store has data anyway.
+FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2099, 12, 31)
+MAX_REPORT_DAYS = 1100  # about three years of hourly rows; split longer ranges
+
+
+def _day(text: str) -> date:
+    try:
+        d = date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+    if not FIRST_DAY <= d <= LAST_DAY:
+        raise argparse.ArgumentTypeError(
+            f"{text} is outside {FIRST_DAY.isoformat()}..{LAST_DAY.isoformat()}"
+        )
+    return d
+
+
+def _zone(text: str) -> str:
+    try:
+        ZoneInfo(text)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise argparse.ArgumentTypeError(
+            f"unknown IANA time zone {text!r} (e.g. Europe/Paris, America/New_York)"
+        ) from None
+    return text
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port (0-65535)")
+    return int(text)
 
 
 def emit_json(doc: Any) -> None:
@@ -54,25 +91,30 @@ def emit_json(doc: Any) -> None:
     sys.stdout.flush()
 
 
-def _load(args: argparse.Namespace) -> CentralConfig:
+def _config_path(args: argparse.Namespace) -> Path | None:
     path: Path | None = getattr(args, "config", None)
-    if path is not None:
-        return load_config(path)
-    if DEFAULT_CONFIG_PATH.exists() and getattr(args, "command", "") == "serve":
-        return load_config(DEFAULT_CONFIG_PATH)
-    return CentralConfig()
+    if path is None and DEFAULT_CONFIG_PATH.exists():
+        return DEFAULT_CONFIG_PATH
+    return path
 
 
-def _storage_url(args: argparse.Namespace, cfg: CentralConfig | None = None) -> str:
+def _load(args: argparse.Namespace, check: bool = False) -> CentralConfig | None:
+    """The config file (--config, else the default one when it exists), or None."""
+    path = _config_path(args)
+    return None if path is None else load_config(path, check=check)
+
+
+def _storage_url(args: argparse.Namespace, cfg: CentralConfig | None) -> str:
     if getattr(args, "db", None):
         return str(args.db)
-    if getattr(args, "config", None) is not None:
-        return (cfg or load_config(args.config)).storage.url
+    if cfg is not None:
+        return cfg.storage.url
     return os.environ.get("FOOTFALL_CENTRAL_DB") or StorageConfig().url
 
 
-def _open(args: argparse.Namespace) -> Storage:
-    return open_storage(_storage_url(args))
+def _open(args: argparse.Namespace, must_exist: bool = False) -> Storage:
+    """The storage of a command; `must_exist` for commands that only read."""
+    return open_storage(_storage_url(args, _load(args)), must_exist=must_exist)
 
 
 def _day_start(d: date | None) -> datetime | None:
@@ -96,8 +138,19 @@ def _disable_gc_for_ingest() -> None:
     gc.disable()
 
 
+# serve's options and the config keys they override, for error messages.
+_SERVE_OPTIONS = {
+    ("mqtt", "host"): "--broker",
+    ("mqtt", "port"): "--broker",
+    ("mqtt", "client_id"): "--client-id",
+    ("mqtt", "group"): "--group",
+    ("ingest", "workers"): "--workers",
+}
+
+
 def _serve(args: argparse.Namespace) -> int:
-    cfg = _load(args)
+    file_cfg = _load(args, check=True)
+    cfg = file_cfg or CentralConfig()
     updates: dict[str, Any] = {}
     if args.broker:
         host, _, port = args.broker.rpartition(":")
@@ -117,13 +170,23 @@ def _serve(args: argparse.Namespace) -> int:
         cfg = CentralConfig.model_validate(
             {
                 "mqtt": mqtt_cfg.model_dump(),
-                "storage": {"url": _storage_url(args, cfg)},
+                "storage": {"url": _storage_url(args, file_cfg)},
                 "ingest": ingest_cfg,
             }
         )
     except ValidationError as exc:
-        print(f"serve: {exc.errors()[0]['msg']}", file=sys.stderr)
-        return EX_CONFIG
+        # The file validated on its own: what fails is an option, or an option with the file.
+        rc = EX_CONFIG
+        for err in exc.errors():
+            loc = tuple(str(p) for p in err["loc"])
+            option = _SERVE_OPTIONS.get((loc[0], loc[1])) if len(loc) >= 2 else None
+            msg = str(err["msg"]).removeprefix("Value error, ")
+            if option is not None:
+                rc = EX_USAGE
+                print(f"serve: {option}: {msg}", file=sys.stderr)
+            else:
+                print(f"serve: {'.'.join(loc) or 'config'}: {msg}", file=sys.stderr)
+        return rc
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -132,7 +195,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    log.info("ingesting into %s", cfg.storage.url.split("@")[-1])
+    log.info("ingesting into %s", redact_url(cfg.storage.url))
     if cfg.ingest.workers == 1:
         stats = _ingest_until(cfg, stop)
         rc = 0
@@ -147,7 +210,19 @@ def _ingest_until(cfg: CentralConfig, stop: _Waitable) -> dict[str, Any]:
     from central.ingest import Ingest
 
     _disable_gc_for_ingest()
-    ingest = Ingest(cfg, collect_garbage=True).start()
+    # A database still starting (boot order, a failover) must not end the service: systemd
+    # gives up after a few quick restarts. Keep trying; the broker holds the messages.
+    delay_s = 1.0
+    while True:
+        try:
+            ingest = Ingest(cfg, collect_garbage=True)
+            break
+        except StorageUnavailableError as exc:
+            log.error("storage unavailable, retrying in %.0f s: %s", delay_s, exc)
+            if stop.wait(delay_s):
+                return {"stored": 0, "storage_unavailable": 1}
+            delay_s = min(delay_s * 2, 30.0)
+    ingest.start()
     while not stop.wait(1.0):
         pass
     ingest.stop()
@@ -256,9 +331,24 @@ def _import_pos(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from central.report import build_report, report_csv, report_text
 
-    with _open(args) as storage:
-        if args.store not in {s.store_id for s in storage.stores()}:
-            print(f"report: no summaries from store {args.store!r} yet", file=sys.stderr)
+    if args.to_day < args.from_day:
+        print("report: --to is before --from", file=sys.stderr)
+        return EX_USAGE
+    if (args.to_day - args.from_day).days >= MAX_REPORT_DAYS:
+        print(f"report: at most {MAX_REPORT_DAYS} days per report", file=sys.stderr)
+        return EX_USAGE
+    with _open(args, must_exist=True) as storage:
+        known = sorted(s.store_id for s in storage.stores())
+        if args.store not in known:
+            shown = ", ".join(known[:10]) + (
+                f" and {len(known) - 10} more" if len(known) > 10 else ""
+            )
+            print(
+                f"report: store {args.store!r} has sent no summaries"
+                + (f" (stores: {shown})" if known else " (the database has no stores yet)"),
+                file=sys.stderr,
+            )
+            return 1
         try:
             doc = build_report(
                 storage,
@@ -284,7 +374,10 @@ def _report(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from central.export import ExportError, export
 
-    with _open(args) as storage:
+    if args.from_day and args.to_day and args.to_day < args.from_day:
+        print("export: --to is before --from", file=sys.stderr)
+        return EX_USAGE
+    with _open(args, must_exist=True) as storage:
         try:
             files = export(
                 storage,
@@ -313,8 +406,35 @@ def _dashboard(args: argparse.Namespace) -> int:
     except ImportError as exc:
         print(f"dashboard: not available ({exc})", file=sys.stderr)
         return 1
-    with _open(args) as storage:
-        dashboard.serve(storage, args.host, args.port)
+    with _open(args, must_exist=True) as storage:
+        try:
+            dashboard.serve(storage, args.host, args.port)
+        except OSError as exc:  # in use, not an address of this host, a name that won't resolve
+            print(f"dashboard: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+            return 1
+    return 0
+
+
+# --- check-config ------------------------------------------------------------------------------
+def _check_config(args: argparse.Namespace) -> int:
+    path = _config_path(args)
+    if path is None:
+        print(f"check-config: no --config and no {DEFAULT_CONFIG_PATH}", file=sys.stderr)
+        return EX_CONFIG
+    cfg = load_config(path, check=True)  # CentralConfigError: main() prints it, exits 78
+    notes = []
+    if systemd_credential(cfg):
+        notes.append(
+            f"mqtt.password_file {cfg.mqtt.password_file} is a systemd credential: it exists "
+            "only while the unit runs, and serve checks it when it starts"
+        )
+    if args.json:
+        emit_json({"file": str(path), "ok": True, "notes": notes, "storage": redact_url(
+            cfg.storage.url), "broker": f"{cfg.mqtt.host}:{cfg.mqtt.port}"})  # fmt: skip
+    else:
+        for note in notes:
+            print(f"{path}: note: {note}", file=sys.stderr)
+        print(f"{path}: ok", file=sys.stderr)
     return 0
 
 
@@ -343,20 +463,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print final stats as JSON on exit")
     p.set_defaults(func=_serve)
 
+    p = sub.add_parser("check-config", help="validate the YAML and the files it names, offline")
+    p.add_argument("--config", type=Path, help=f"central YAML (default {DEFAULT_CONFIG_PATH})")
+    p.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    p.set_defaults(func=_check_config)
+
     p = sub.add_parser("import-pos", help="import POS transactions from a CSV export")
     p.add_argument("file", type=Path, help="CSV with store, timestamp, transaction_id, amount")
     db_args(p)
-    p.add_argument("--timezone", help="IANA zone for timestamps without an offset")
+    p.add_argument("--timezone", type=_zone, help="IANA zone for timestamps without an offset")
     p.add_argument("--json", action="store_true", help="one JSON document on stdout")
     p.set_defaults(func=_import_pos)
 
     p = sub.add_parser("report", help="footfall, conversion, dwell, stock, data quality")
     p.add_argument("--store", required=True, help="store id")
-    p.add_argument("--from", dest="from_day", required=True, type=date.fromisoformat,
+    p.add_argument("--from", dest="from_day", required=True, type=_day,
                    help="first local date, YYYY-MM-DD")  # fmt: skip
-    p.add_argument("--to", dest="to_day", required=True, type=date.fromisoformat,
+    p.add_argument("--to", dest="to_day", required=True, type=_day,
                    help="last local date (inclusive), YYYY-MM-DD")  # fmt: skip
-    p.add_argument("--timezone", help="override the store's IANA zone")
+    p.add_argument("--timezone", type=_zone, help="override the store's IANA zone")
     p.add_argument("--no-quality", action="store_true", help="skip the data-quality checks")
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="one JSON document on stdout")
@@ -368,15 +493,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["csv", "parquet"], default="csv")
     p.add_argument("--out", type=Path, required=True, help="output directory")
     p.add_argument("--store", help="only this store")
-    p.add_argument("--from", dest="from_day", type=date.fromisoformat, help="first UTC date")
-    p.add_argument("--to", dest="to_day", type=date.fromisoformat, help="last UTC date (inclusive)")
+    p.add_argument("--from", dest="from_day", type=_day, help="first UTC date")
+    p.add_argument("--to", dest="to_day", type=_day, help="last UTC date (inclusive)")
     p.add_argument("--json", action="store_true", help="one JSON document on stdout")
     db_args(p)
     p.set_defaults(func=_export)
 
     p = sub.add_parser("dashboard", help="local web dashboard (loopback by default)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind")
-    p.add_argument("--port", type=int, default=8050, help="TCP port")
+    p.add_argument("--port", type=_port, default=8050, help="TCP port")
     db_args(p)
     p.set_defaults(func=_dashboard)
     return parser
@@ -398,6 +523,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StorageUrlError as exc:
         print(f"storage: {exc}", file=sys.stderr)
         return EX_USAGE
+    except StorageUnavailableError as exc:
+        print(f"storage: cannot open {exc}", file=sys.stderr)
+        return EX_UNAVAILABLE
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

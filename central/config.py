@@ -8,7 +8,7 @@ sits in the YAML: it comes from `password_file` or `password_env`. Example:
       port: 8883
       tls: {ca_file: /etc/footfall/ca.pem}
       username: central
-      password_file: /run/credentials/footfall-central/mqtt
+      password_file: mqtt-password  # relative: in $CREDENTIALS_DIRECTORY (systemd)
       client_id: central-1        # unique per instance
       group: footfall-central     # instances in one group share the load
       # protocol: "3.1.1"          # only for a broker without MQTT 5, then also:
@@ -25,12 +25,12 @@ from __future__ import annotations
 import os
 import socket
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-EX_CONFIG = 78
+from configfile import EX_CONFIG, ConfigError, PathKey, load_file, missing_files
+
 DEFAULT_CONFIG_PATH = Path("/etc/footfall/central.yaml")
 
 
@@ -56,7 +56,10 @@ class MqttConfig(_Section):
     tls: TlsConfig | None = Field(default=None, description="TLS settings; omit for plain TCP")
     username: str | None = Field(default=None, description="broker user name")
     password_file: Path | None = Field(
-        default=None, description="file holding the broker password (e.g. systemd credential)"
+        default=None,
+        description="file holding the broker password; a relative path is taken inside "
+        "$CREDENTIALS_DIRECTORY when systemd sets it (LoadCredential=: the same name works "
+        "for every instance of a templated unit), else from the working directory",
     )
     password_env: str | None = Field(
         default=None, description="environment variable holding the broker password"
@@ -125,10 +128,18 @@ class MqttConfig(_Section):
             raise ValueError("a password needs a username")
         return self
 
+    def password_path(self) -> Path | None:
+        p = self.password_file
+        if p is None or p.is_absolute():
+            return p
+        creds = os.environ.get("CREDENTIALS_DIRECTORY")
+        return Path(creds) / p if creds else p
+
     def password(self) -> str | None:
         """The secret, read at connect time so a rotated credential is picked up."""
-        if self.password_file is not None:
-            return self.password_file.read_text().strip()
+        path = self.password_path()
+        if path is not None:
+            return path.read_text().strip()
         if self.password_env is not None:
             return os.environ.get(self.password_env)
         return None
@@ -199,31 +210,37 @@ class CentralConfig(_Section):
         return self.model_copy(update={"mqtt": mqtt})
 
 
-class CentralConfigError(Exception):
-    """Raised with one line per problem: `FILE: KEY: message`."""
-
-    def __init__(self, lines: list[str]) -> None:
-        super().__init__("\n".join(lines))
-        self.lines = lines
+# Errors name the file, line and key: `FILE:LINE KEY: message`, one per line.
+CentralConfigError = ConfigError
 
 
-def load_config(path: Path) -> CentralConfig:
-    try:
-        raw: Any = yaml.safe_load(path.read_text()) or {}
-    except OSError as exc:
-        raise CentralConfigError([f"{path}: cannot read: {exc.strerror}"]) from None
-    except yaml.YAMLError as exc:
-        raise CentralConfigError([f"{path}: not valid YAML: {exc}"]) from None
-    if not isinstance(raw, dict):
-        raise CentralConfigError([f"{path}: the top level must be a mapping"])
-    try:
-        return CentralConfig.model_validate(raw)
-    except ValidationError as exc:
-        lines = []
-        for err in exc.errors():
-            key = ".".join(str(p) for p in err["loc"]) or "<root>"
-            lines.append(f"{path}: {key}: {err['msg']}")
-        raise CentralConfigError(lines) from None
+def systemd_credential(cfg: CentralConfig) -> bool:
+    """The password file is a systemd credential: it exists only while the unit runs."""
+    pw = cfg.mqtt.password_file
+    if pw is None or "CREDENTIALS_DIRECTORY" in os.environ:
+        return False
+    return not pw.is_absolute() or pw.is_relative_to("/run/credentials")
+
+
+def check_files(cfg: CentralConfig) -> list[tuple[PathKey, str]]:
+    """What the config points at must exist: the password file and the TLS files. From a
+    shell (`check-config`) a systemd credential cannot be seen; `serve` checks it at start,
+    where systemd has put it."""
+    issues: list[tuple[PathKey, str]] = []
+    pw = cfg.mqtt.password_path()
+    if pw is not None and not systemd_credential(cfg) and not pw.is_file():
+        issues.append((("mqtt", "password_file"), f"file {pw} not found"))
+    if cfg.mqtt.tls is not None:
+        tls = cfg.mqtt.tls
+        issues += missing_files([(("mqtt", "tls", name), getattr(tls, name))
+                                 for name in ("ca_file", "cert_file", "key_file")])  # fmt: skip
+    return issues
+
+
+def load_config(path: Path, check: bool = False) -> CentralConfig:
+    """The config in `path`; raises CentralConfigError listing every mistake. `check`: also
+    verify the files it points at (`check-config`, and `serve` before it connects)."""
+    return load_file(path, CentralConfig, [check_files] if check else ())
 
 
 __all__ = [
@@ -235,5 +252,7 @@ __all__ = [
     "MqttConfig",
     "StorageConfig",
     "TlsConfig",
+    "check_files",
     "load_config",
+    "systemd_credential",
 ]

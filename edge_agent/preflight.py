@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from configfile import PathKey, missing_files
 from edge_agent.config import AgentConfig
-
-PathKey = tuple[str | int, ...]
 
 
 def check_mqtt_files(cfg: AgentConfig) -> list[tuple[PathKey, str]]:
@@ -21,10 +20,9 @@ def check_mqtt_files(cfg: AgentConfig) -> list[tuple[PathKey, str]]:
     if pw is not None and not pw.is_relative_to("/run/credentials") and not pw.is_file():
         issues.append((("mqtt", "password_file"), f"file {cfg.mqtt.password_file} not found"))
     if cfg.mqtt.tls is not None:
-        for name in ("ca_file", "cert_file", "key_file"):
-            path = getattr(cfg.mqtt.tls, name)
-            if path is not None and not path.is_file():
-                issues.append((("mqtt", "tls", name), f"file {path} not found"))
+        tls = cfg.mqtt.tls
+        issues += missing_files([(("mqtt", "tls", name), getattr(tls, name))
+                                 for name in ("ca_file", "cert_file", "key_file")])  # fmt: skip
     return issues
 
 

@@ -12,6 +12,7 @@ import ipaddress
 import json
 import logging
 import signal
+import socket
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -23,7 +24,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from central.dashboard import api
-from central.storage.base import Storage
+from central.storage.base import Storage, redact_url
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +65,15 @@ class DashboardServer(ThreadingHTTPServer):
         self.lock = threading.Lock()
         self.closed = False  # set under `lock` once serving has stopped: storage may be closed
         self.now = now or (lambda: datetime.now(UTC))
-        self.db_label = db_label if db_label is not None else _redact(storage.url)
-        self.loopback = _is_loopback(address[0])
-        super().__init__(address, DashboardHandler)
+        self.db_label = db_label if db_label is not None else redact_url(storage.url)
+        host = address[0].strip("[]")
+        self.loopback = _is_loopback(host)
+        # ThreadingHTTPServer is IPv4 unless told otherwise: take the family of the address
+        # (so --host ::1 works); a name that does not resolve raises socket.gaierror here.
+        family = socket.getaddrinfo(host or None, address[1], type=socket.SOCK_STREAM,
+                                    flags=socket.AI_PASSIVE)[0][0]  # fmt: skip
+        self.address_family = family
+        super().__init__((host, address[1]), DashboardHandler)
 
     @property
     def url(self) -> str:
@@ -82,15 +89,6 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def _redact(url: str) -> str:
-    """Storage URL without a password (it is shown in the page footer)."""
-    parts = urlsplit(url)
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        return parts._replace(netloc=netloc).geturl()
-    return url
 
 
 class DashboardHandler(BaseHTTPRequestHandler):

@@ -11,12 +11,14 @@ from central.storage.base import (
     SeqGap,
     StockEventRow,
     Storage,
+    StorageUnavailableError,
     StorageUrlError,
     StoreInfo,
     SummaryRow,
     TransitionHour,
     ZoneHour,
     open_storage,
+    redact_url,
 )
 
 __all__ = [
@@ -30,10 +32,12 @@ __all__ = [
     "SeqGap",
     "StockEventRow",
     "Storage",
+    "StorageUnavailableError",
     "StorageUrlError",
     "StoreInfo",
     "SummaryRow",
     "TransitionHour",
     "ZoneHour",
     "open_storage",
+    "redact_url",
 ]

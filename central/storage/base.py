@@ -22,8 +22,10 @@ import abc
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from types import TracebackType
 from typing import Any
+from urllib.parse import urlsplit
 
 from edge_agent.wire import PosTransaction, Status, StockEventMsg, Summary
 
@@ -365,24 +367,53 @@ class StorageUrlError(ValueError):
     """A storage URL central cannot open."""
 
 
-def open_storage(url: str) -> Storage:
+class StorageUnavailableError(Exception):
+    """The storage could not be opened (file, directory or permission; server down, refused
+    login); the message says why, with any password in the URL masked."""
+
+
+def redact_url(url: str) -> str:
+    """The storage URL without its password (for logs, messages and the dashboard footer)."""
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return parts._replace(netloc=netloc).geturl()
+    return url
+
+
+def open_storage(url: str, must_exist: bool = False) -> Storage:
     """Open (and migrate) the storage at `url`.
 
     `sqlite:///var/lib/footfall-central/central.db` (everything after `sqlite://` is the file path, so
     three slashes make it absolute and `sqlite://central.db` is relative), or
-    `postgresql://user@host:port/db` (any libpq URL).
+    `postgresql://user@host:port/db` (any libpq URL). `must_exist`: a SQLite file that is not
+    there is an error rather than a new empty database (commands that only read: a typo in
+    the path must not look like a store with no data).
     """
     if url.startswith("sqlite://"):
+        import sqlite3
+
         from central.storage.sqlite import SqliteStorage
 
         path = url.removeprefix("sqlite://")
         if not path:
             raise StorageUrlError(f"{url!r}: no file path after sqlite://")
-        return SqliteStorage(path, url=url)
+        if must_exist and path != ":memory:" and not Path(path).is_file():
+            raise StorageUnavailableError(f"{url}: no such database file")
+        try:
+            return SqliteStorage(path, url=url)
+        except (OSError, sqlite3.Error) as exc:
+            raise StorageUnavailableError(f"{url}: {exc}") from exc
     if url.startswith(("postgresql://", "postgres://")):
+        import psycopg
+
         from central.storage.postgres import PostgresStorage
 
-        return PostgresStorage(url)
+        try:
+            return PostgresStorage(url)
+        except psycopg.OperationalError as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise StorageUnavailableError(f"{redact_url(url)}: {reason}") from exc
     raise StorageUrlError(f"{url!r}: use sqlite:///PATH or postgresql://...")
 
 
@@ -400,10 +431,12 @@ __all__ = [
     "SeqGap",
     "StockEventRow",
     "Storage",
+    "StorageUnavailableError",
     "StorageUrlError",
     "StoreInfo",
     "SummaryRow",
     "TransitionHour",
     "ZoneHour",
     "open_storage",
+    "redact_url",
 ]

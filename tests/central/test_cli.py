@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -94,17 +94,6 @@ def test_serve_ingests_until_sigterm(mosquitto, tmp_path: Path) -> None:  # type
     stats = json.loads(out)
     assert stats["stored"] >= 3
     assert "connected to 127.0.0.1" in err
-
-
-def test_report_on_unknown_store_warns(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    rc = main(["report", "--store", "nope", "--from", "2026-01-01", "--to", "2026-01-01",
-               "--db", f"sqlite://{tmp_path / 'x.db'}", "--no-quality", "--json"])  # fmt: skip
-    captured = capsys.readouterr()
-    assert rc == 0
-    assert "no summaries from store 'nope'" in captured.err
-    doc = json.loads(captured.out)
-    assert doc["timezone"] == "UTC" and doc["footfall"]["total_in"] == 0
-    assert date.fromisoformat(doc["from"]) == date(2026, 1, 1)
 
 
 @pytest.mark.broker

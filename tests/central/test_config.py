@@ -35,7 +35,7 @@ def test_mqtt_311_with_a_shared_subscription_is_a_config_error(tmp_path: Path) -
     with pytest.raises(CentralConfigError) as err:
         load_config(path)
     (line,) = err.value.lines
-    assert line.startswith(f"{path}: mqtt: ")
+    assert line.startswith(f"{path}:1 mqtt: ")
     assert 'shared_subscription needs protocol "5"' in line
     assert "set shared_subscription: false" in line
 
@@ -43,7 +43,7 @@ def test_mqtt_311_with_a_shared_subscription_is_a_config_error(tmp_path: Path) -
 def test_unknown_protocol_is_rejected(tmp_path: Path) -> None:
     with pytest.raises(CentralConfigError) as err:
         load_config(_write(tmp_path, '  protocol: "3.1"\n'))
-    assert err.value.lines[0].endswith("mqtt.protocol: Input should be '5' or '3.1.1'")
+    assert err.value.lines[0].endswith(":2 mqtt.protocol: Input should be '5' or '3.1.1'")
 
 
 def test_a_plain_filter_that_misses_statuses_adds_the_status_filter() -> None:
