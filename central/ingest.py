@@ -33,7 +33,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from central.config import CentralConfig, IngestConfig, MqttConfig
 from central.storage import BatchResult, DeadLetter, Received, Storage, open_storage
-from central.storage.base import Decoded
+from central.storage.base import END_TIME, FIRST_TIME, Decoded
 from central.subscriber import Delivery, MqttSubscriber, topic_matches
 from edge_agent.wire import Status, Summary, WireError, decode, parse_topic
 
@@ -71,12 +71,21 @@ def validate(topic: str, payload: bytes) -> Decoded:
     if b"\\u0000" in payload:
         raise WireError("payload contains a NUL character escape (\\u0000)")
     msg = decode(payload, topic)
+    _check_time("created_at", msg.created_at)
     if isinstance(msg, Summary):
+        _check_time("interval_start", msg.interval_start)
         try:
             ZoneInfo(msg.timezone)
         except (ZoneInfoNotFoundError, ValueError):
             raise WireError(f"timezone: unknown IANA zone {msg.timezone!r}") from None
+    elif not isinstance(msg, Status):
+        _check_time("ts", msg.ts)
     return msg
+
+
+def _check_time(name: str, value: datetime) -> None:
+    if not FIRST_TIME <= value < END_TIME:
+        raise WireError(f"{name}: {value.isoformat()} is outside the years 2000-2099")
 
 
 @dataclass

@@ -46,7 +46,10 @@ NonNegF = Annotated[float, Field(ge=0)]
 
 
 def _to_utc(v: datetime) -> datetime:
-    return v.astimezone(UTC)
+    try:
+        return v.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+14:00 is in year 0 in UTC
+        raise ValueError("the time in UTC is outside the years 1-9999") from None
 
 
 # Timestamps are timezone-aware and normalised to UTC. Built in Python, any aware datetime is

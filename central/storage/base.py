@@ -21,7 +21,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -30,6 +30,12 @@ from urllib.parse import urlsplit
 from edge_agent.wire import PosTransaction, Status, StockEventMsg, Summary
 
 Decoded = Summary | StockEventMsg | Status | PosTransaction
+
+# The times storage takes (ingest and the POS import reject the rest): the wire format takes
+# any year, but an epoch second from year 1 or 9999 overflows datetime when a report or an
+# export turns it back (one such row broke every later export). No store has data outside.
+FIRST_TIME = datetime(2000, 1, 1, tzinfo=UTC)
+END_TIME = datetime(2100, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -418,8 +424,10 @@ def open_storage(url: str, must_exist: bool = False) -> Storage:
 
 
 __all__ = [
+    "END_TIME",
     "EXPORT_COLUMNS",
     "EXPORT_TABLES",
+    "FIRST_TIME",
     "BatchResult",
     "DeadLetter",
     "Decoded",
