@@ -2,14 +2,17 @@
 
 Three families of findings, each a typed dataclass with a one-line ``message``:
 
-* devices offline (the latest retained status says offline, or nothing heard for too long) and
-  sources (cameras, readers) that a status reports as not connected;
+* devices offline (the latest retained status says offline, or an edge device not heard for
+  too long: tills are exempt from the silence rule, they send only sales) and sources
+  (cameras, readers) that a status reports as not connected;
 * missing intervals: holes in a device's ``seq`` stream (messages lost on the way) and hours in
   which a device that normally counts sent no summary at all;
 * sudden count drops: a line whose hourly count falls far below the same hour-of-week in the
-  previous weeks. When the store's other doors carry on as usual the camera was probably
-  blocked or moved; when every door drops together it is a store-wide drop (holiday, closure,
-  power cut) and is reported as information, not as a device fault.
+  previous weeks. When the store's other cameras carry on as usual the camera was probably
+  blocked or moved; when lines on at least two cameras drop together it is a store-wide drop
+  (holiday, closure, power cut) and is reported as information, not as a device fault. The
+  lines of one camera are no witnesses for each other (covering the camera drops them all),
+  so in a store whose lines are all on one camera every drop is a warning.
 
 The detectors are pure functions over the storage row types; ``assess`` fetches the rows.
 """
@@ -20,7 +23,7 @@ import json
 import math
 import warnings
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -132,10 +135,15 @@ def _fmt(ts: datetime | None) -> str:
 
 
 def find_offline_devices(
-    devices: Sequence[DeviceRow], now: datetime, *, silent_after_s: float = 900.0
+    devices: Sequence[DeviceRow],
+    now: datetime,
+    *,
+    silent_after_s: float = 900.0,
+    expected_to_send: Collection[str] | None = None,
 ) -> list[Finding]:
     """Devices whose latest status is offline or that have been silent too long, and sources
-    a status reports as unhealthy."""
+    a status reports as unhealthy. Silence is a fault only for the devices in
+    ``expected_to_send`` (all when None): a till sends nothing between sales."""
     out: list[Finding] = []
     for d in devices:
         silent_s = (now - d.last_seen).total_seconds()
@@ -153,7 +161,8 @@ def find_offline_devices(
                 )
             )
             continue
-        if silent_s > silent_after_s:
+        watched = expected_to_send is None or d.device_id in expected_to_send
+        if watched and silent_s > silent_after_s:
             out.append(
                 DeviceOffline(
                     kind="device_offline",
@@ -170,15 +179,19 @@ def find_offline_devices(
     return out
 
 
-def _unhealthy_sources(d: DeviceRow) -> list[Finding]:
+def _status_sources(d: DeviceRow) -> list[Any]:
     if not d.status_json:
         return []
     try:
         sources = json.loads(d.status_json).get("sources", [])
     except (ValueError, AttributeError):
         return []
+    return sources if isinstance(sources, list) else []
+
+
+def _unhealthy_sources(d: DeviceRow) -> list[Finding]:
     out: list[Finding] = []
-    for s in sources if isinstance(sources, list) else []:
+    for s in _status_sources(d):
         if not isinstance(s, dict):
             continue
         state = str(s.get("state", ""))
@@ -338,7 +351,7 @@ class DropParams:
     max_ratio: float = 0.3  # actual below 30% of the usual count
     min_sigma: float = 4.0  # and at least 4 Poisson standard deviations below it
     min_hours: int = 2  # a run of at least this many hours
-    others_ok_ratio: float = 0.6  # other doors at >= 60% of usual: this line's camera is at fault
+    others_ok_ratio: float = 0.6  # other cameras at >= 60% of usual: this line's camera is at fault
 
 
 def _line_matrix(
@@ -400,6 +413,20 @@ def _runs(flags: np.ndarray, quiet: np.ndarray) -> list[tuple[int, int]]:
     return runs
 
 
+def _camera_sums(
+    mat: np.ndarray, base: np.ndarray, cam_of: np.ndarray, n_cameras: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Actual (NaN in hours none of its lines reported) and expected count per camera."""
+    act = np.full((n_cameras, mat.shape[1]), np.nan)
+    exp = np.zeros((n_cameras, mat.shape[1]))
+    for j in range(n_cameras):
+        sel = cam_of == j
+        known = np.any(~np.isnan(mat[sel]), axis=0)
+        act[j] = np.where(known, np.nansum(mat[sel], axis=0), np.nan)
+        exp[j] = np.nansum(base[sel], axis=0)
+    return act, exp
+
+
 def find_count_drops(
     rows: Sequence[FootfallHour],
     store_id: str,
@@ -411,7 +438,9 @@ def find_count_drops(
 ) -> list[Finding]:
     """Sudden drops in [start, end); ``rows`` must also cover the baseline weeks before start.
 
-    The baseline is the same local hour of the week (DST aware) in the previous weeks.
+    The baseline is the same local hour of the week (DST aware) in the previous weeks. A line
+    that drops is a warning unless lines of other cameras (device, camera id) drop with it;
+    a drop of lines on at least two cameras at once is one store-wide, informational finding.
     """
     p = params or DropParams()
     history_start = start - timedelta(weeks=p.baseline_weeks)
@@ -421,26 +450,35 @@ def find_count_drops(
     keys, mat = _line_matrix(rows, history_start, n_hours)
     base = _baseline(mat, p.baseline_weeks, local_week_lag(history_start, n_hours, timezone))
     first = p.baseline_weeks * 168
+    cameras = {cam: j for j, cam in enumerate(sorted({(d, c) for d, c, _ in keys}))}
+    cam_of = np.array([cameras[(d, c)] for d, c, _ in keys])
+    cam_act, cam_exp = _camera_sums(mat, base, cam_of, len(cameras))
     out: list[Finding] = []
-    store_act = np.nansum(mat, axis=0)
-    store_exp = np.nansum(base, axis=0)
-    store_known = np.any(~np.isnan(mat), axis=0)
-    store_flags = _flagged(np.where(store_known, store_act, np.nan), store_exp, p)
     for i, (device_id, camera_id, line_id) in enumerate(keys):
         flags = _flagged(mat[i], base[i], p)
         flags[:first] = False
         quiet = ~(base[i] >= p.min_expected_per_h)
+        others = np.arange(len(cameras)) != cam_of[i]
         for a, b in _runs(flags, quiet):
             if b - a < p.min_hours:
                 continue
             exp_sum = float(np.nansum(base[i, a:b]))
             act_sum = float(np.nansum(mat[i, a:b]))
-            others_act = float(np.nansum(store_act[a:b]) - act_sum)
-            others_exp = float(np.nansum(store_exp[a:b]) - exp_sum)
-            if len(keys) > 1 and others_exp > 0 and others_act < p.others_ok_ratio * others_exp:
-                continue  # every door dropped: reported once as a store-wide drop below
+            # Only other cameras can tell a closure from a blocked camera: the lines of one
+            # camera drop together when it is covered. A camera that sent nothing is no
+            # evidence either way (its silence is a missing-data finding of its own).
+            o_act, o_exp = cam_act[others, a:b], cam_exp[others, a:b]
+            heard = ~np.isnan(o_act)
+            others_act, others_exp = float(np.sum(o_act[heard])), float(np.sum(o_exp[heard]))
+            if others_exp > 0 and others_act < p.others_ok_ratio * others_exp:
+                continue  # other cameras dropped too: reported once as a store-wide drop below
             t0, t1 = history_start + a * H, history_start + b * H
-            alone = " (the store's only counting line)" if len(keys) == 1 else ""
+            if len(keys) == 1:
+                alone = " (the store's only counting line)"
+            elif len(cameras) == 1:
+                alone = " (every counting line of the store is on this camera)"
+            else:
+                alone = ""
             on = f" ({device_id})" if device_id else ""
             out.append(
                 CountDrop(
@@ -460,7 +498,14 @@ def find_count_drops(
                     scope="line",
                 )
             )
-    if len(keys) > 1:
+    if len(cameras) > 1:
+        store_act = np.nansum(mat, axis=0)
+        store_exp = np.nansum(base, axis=0)
+        store_known = np.any(~np.isnan(mat), axis=0)
+        with np.errstate(invalid="ignore"):
+            cameras_down = np.sum(cam_act < p.others_ok_ratio * cam_exp, axis=0)
+        store_flags = _flagged(np.where(store_known, store_act, np.nan), store_exp, p)
+        store_flags &= cameras_down >= 2
         store_flags[:first] = False
         quiet = ~(store_exp >= p.min_expected_per_h)
         for a, b in _runs(store_flags, quiet):
@@ -486,6 +531,30 @@ def find_count_drops(
     return out
 
 
+# How far before its last message to look for what a device sends. A counting device sends a
+# summary every interval (at most an hour), zero intervals too, so its last summary is close
+# to its last message; a day leaves room for a late backlog and clock skew.
+KIND_LOOKBACK = timedelta(days=1)
+
+
+def _expected_to_send(storage: Storage, devices: Sequence[DeviceRow]) -> set[str]:
+    """The ``devices`` whose silence is a fault: edge devices, known by a status listing
+    sources (cameras, readers; the agent publishes one every minute) or by the summaries
+    (counting) or stock events (RFID) they sent before falling silent. What is left sent
+    neither, normally a till or POS bridge, which has nothing to send between sales."""
+    out: set[str] = set()
+    for d in devices:
+        if _status_sources(d):
+            out.add(d.device_id)
+            continue
+        lo, hi = d.last_seen - KIND_LOOKBACK, d.last_seen + H
+        if storage.summaries(d.store_id, lo, hi, device_id=d.device_id) or any(
+            e.device_id == d.device_id for e in storage.stock_events(d.store_id, lo, hi)
+        ):
+            out.add(d.device_id)
+    return out
+
+
 def assess(
     storage: Storage,
     store_id: str,
@@ -500,7 +569,18 @@ def assess(
     now = now or datetime.now(UTC)
     p = drop_params or DropParams()
     findings: list[Finding] = []
-    findings += find_offline_devices(storage.devices(store_id), now, silent_after_s=silent_after_s)
+    devices = storage.devices(store_id)
+    silent = [
+        d
+        for d in devices
+        if d.state != "offline" and (now - d.last_seen).total_seconds() > silent_after_s
+    ]
+    findings += find_offline_devices(
+        devices,
+        now,
+        silent_after_s=silent_after_s,
+        expected_to_send=_expected_to_send(storage, silent),
+    )
     findings += find_lost_messages(storage.seq_gaps(store_id, start, end))
     tz = storage.store_timezone(store_id) or "UTC"
     history_start = start - timedelta(weeks=p.baseline_weeks)

@@ -74,6 +74,12 @@ def report_csv(doc: dict[str, Any]) -> str:
     return buf.getvalue()
 
 
+def _quantile_text(zone: dict[str, Any], name: str) -> str:
+    """`>= 3600.0 s` when the quantile is in the open-ended last dwell bin (a lower bound)."""
+    at_least = ">= " if zone.get(f"{name}_at_least") else ""
+    return f"{at_least}{zone[f'{name}_s']} s"
+
+
 def report_text(doc: dict[str, Any]) -> str:
     ff, conv, st = doc["footfall"], doc["conversion"], doc["stock"]
     lines = [
@@ -82,16 +88,20 @@ def report_text(doc: dict[str, Any]) -> str:
     ]
     lines += [f"  {k}: {v['in']} in, {v['out']} out" for k, v in ff["lines"].items()]
     if conv["has_pos_data"]:
+        left_out = conv["transactions_without_footfall"]
+        counted = conv["transactions"] - left_out
+        note = f" ({left_out} transactions in hours without footfall left out)" if left_out else ""
         lines.append(
-            f"Conversion: {conv['transactions']} transactions / {conv['visitors']} visitors = "
-            f"{conv['conversion']}; average basket {conv['average_basket']}"
+            f"Conversion: {counted} transactions / {conv['visitors']} visitors = "
+            f"{conv['conversion']}{note}; average basket {conv['average_basket']}"
         )
     else:
         lines.append("Conversion: no POS data in range")
     for zone, d in doc["dwell"]["zones"].items():
         lines.append(
             f"Dwell {zone}: {d['dwell_count']} visits, mean {d['mean_s']} s, "
-            f"median {d['median_s']} s, p90 {d['p90_s']} s ({d['method']})"
+            f"median {_quantile_text(d, 'median')}, p90 {_quantile_text(d, 'p90')} "
+            f"({d['method']})"
         )
     lines.append(
         f"Stock-outs: {st['stock_out_count']} ({st['open_stock_outs']} open), "

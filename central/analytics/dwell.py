@@ -4,10 +4,12 @@ How the median over many intervals is computed, honestly: a median cannot be com
 per-interval medians. The edge sends, per zone and interval, a histogram of the dwell times of
 the visits that ended (`dwell_hist`). Central sums those histograms (hourly rollup), and reads
 the quantiles off the merged histogram, assuming visits are spread evenly inside a bin. The
-result is exact up to the bin width, and the bins used are reported. The mean is exact
-(dwell_mean_s x dwell_count, summed). Only when a zone has no histograms at all does central
-fall back to the dwell_count-weighted median of the per-interval medians and p90s, which is an
-approximation and labelled `"method": "weighted_interval_quantiles"`.
+result is exact up to the bin width, and the bins used are reported. The edge's last bin is
+open-ended (an hour or longer): a median or p90 that falls in it is reported as its lower
+edge with `median_at_least` / `p90_at_least` true, never interpolated up to the bin's cap.
+The mean is exact (dwell_mean_s x dwell_count, summed). Only when a zone has no histograms at
+all does central fall back to the dwell_count-weighted median of the per-interval medians and
+p90s, which is an approximation and labelled `"method": "weighted_interval_quantiles"`.
 """
 
 from __future__ import annotations
@@ -15,30 +17,60 @@ from __future__ import annotations
 import itertools
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from central.analytics.footfall import ReportRange, camera_key, shared_cameras
 from central.storage.base import Storage
 
+# The edge clips every stay to the top edge of its histogram (one day), so its last bin,
+# [3600, 86400) by default, holds "an hour or longer": a bin reaching this edge is open-ended.
+# The rollups keep only non-empty bins, so central cannot see which bin was a histogram's last
+# and goes by this edge (a test keeps it equal to the agent's).
+OPEN_BIN_UPPER_EDGE_S = 86400.0
 
-def histogram_quantile(bins: Sequence[tuple[float, float, float]], q: float) -> float | None:
-    """Quantile `q` (0..1) of a mixture of uniform bins `(lo_s, hi_s, count)`.
 
-    Bins may overlap (edges changed between summaries): the mass of each is spread over its
-    own width, and the CDF is walked over the union of all edges.
+@dataclass(frozen=True, slots=True)
+class DwellQuantile:
+    value_s: float
+    at_least: bool = False  # in an open-ended bin: the stay is value_s or longer
+
+
+def histogram_quantile(
+    bins: Sequence[tuple[float, float, float]], q: float
+) -> DwellQuantile | None:
+    """Quantile `q` (0..1) of a mixture of bins `(lo_s, hi_s, count)`.
+
+    A bin's mass is spread evenly over its width, except in an open-ended bin (upper edge
+    `OPEN_BIN_UPPER_EDGE_S`), whose stays are only known to be at least `lo_s`: its mass sits
+    at `lo_s`, and a quantile that needs any of it is a lower bound (`at_least`).
+    Bins may overlap (edges changed between summaries): the CDF is walked over the union of
+    all edges.
     """
     total = sum(c for _, _, c in bins)
     if total <= 0:
         return None
-    edges = sorted({e for lo, hi, _ in bins for e in (lo, hi)})
+    closed = [(lo, hi, c) for lo, hi, c in bins if hi < OPEN_BIN_UPPER_EDGE_S]
+    open_at: dict[float, float] = defaultdict(float)
+    for lo, hi, c in bins:
+        if hi >= OPEN_BIN_UPPER_EDGE_S:
+            open_at[lo] += c
+    edges = sorted({e for lo, hi, _ in closed for e in (lo, hi)} | set(open_at))
     target = q * total
-    cum = 0.0
-    for a, b in itertools.pairwise(edges):
-        mass = sum(c * (b - a) / (hi - lo) for lo, hi, c in bins if lo <= a and b <= hi)
+    cum = open_cum = 0.0
+    # The last edge pairs with itself: a zero-width step that only holds its open mass.
+    for a, b in itertools.pairwise([*edges, edges[-1]]):
+        point = open_at.get(a, 0.0)
+        if point > 0 and cum + point >= target:
+            return DwellQuantile(a, at_least=True)
+        cum += point
+        open_cum += point
+        mass = sum(c * (b - a) / (hi - lo) for lo, hi, c in closed if lo <= a and b <= hi)
         if mass > 0 and cum + mass >= target:
-            return a + (b - a) * (target - cum) / mass
+            # Open mass already counted below may in truth lie above: then so may the quantile.
+            return DwellQuantile(a + (b - a) * (target - cum) / mass, at_least=open_cum > 0)
         cum += mass
-    return edges[-1]
+    return DwellQuantile(edges[-1], at_least=open_cum > 0)
 
 
 def weighted_quantile(values: Iterable[tuple[float, int]], q: float) -> float | None:
@@ -90,8 +122,10 @@ def dwell(storage: Storage, rng: ReportRange) -> dict[str, Any]:
             med = histogram_quantile(merged, 0.5)
             p90 = histogram_quantile(merged, 0.9)
             entry.update(
-                median_s=None if med is None else round(med, 1),
-                p90_s=None if p90 is None else round(p90, 1),
+                median_s=None if med is None else round(med.value_s, 1),
+                median_at_least=med is not None and med.at_least,
+                p90_s=None if p90 is None else round(p90.value_s, 1),
+                p90_at_least=p90 is not None and p90.at_least,
                 method="histogram",
                 histogram={
                     "edges_s": sorted({e for lo, hi, _ in merged for e in (lo, hi)}),
@@ -99,9 +133,16 @@ def dwell(storage: Storage, rng: ReportRange) -> dict[str, Any]:
                 },
             )
         elif key in fallback:
-            entry.update(fallback[key], method="weighted_interval_quantiles")
+            entry.update(
+                fallback[key],
+                median_at_least=False,
+                p90_at_least=False,
+                method="weighted_interval_quantiles",
+            )
         else:
-            entry.update(median_s=None, p90_s=None, method=None)
+            entry.update(
+                median_s=None, median_at_least=False, p90_s=None, p90_at_least=False, method=None
+            )
         out[key] = entry
     return {"zones": out}
 
@@ -150,4 +191,11 @@ def transitions(storage: Storage, rng: ReportRange) -> list[dict[str, Any]]:
     return rows
 
 
-__all__ = ["dwell", "histogram_quantile", "transitions", "weighted_quantile"]
+__all__ = [
+    "OPEN_BIN_UPPER_EDGE_S",
+    "DwellQuantile",
+    "dwell",
+    "histogram_quantile",
+    "transitions",
+    "weighted_quantile",
+]

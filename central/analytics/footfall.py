@@ -181,49 +181,58 @@ def _ratio(a: float, b: float, digits: int = 4) -> float | None:
 
 
 def conversion(storage: Storage, rng: ReportRange, ff: Footfall) -> dict[str, Any]:
-    """Transactions / visitors per local hour and day; average basket; visitors per sale."""
+    """Transactions / visitors per local hour and day and over the range; average basket;
+    visitors per sale.
+
+    Conversion counts only the transactions of hours with footfall data: an hour in which no
+    camera reported (camera offline) adds sales but no visitors, and would inflate the day.
+    `transactions` and `revenue` are all sales; `transactions_without_footfall` says how many
+    of them conversion leaves out.
+    """
     tz = rng.tz
     tx_hour: dict[datetime, list[float]] = defaultdict(lambda: [0, 0.0])
-    tx_day: dict[date, list[float]] = defaultdict(lambda: [0, 0.0])
-    n_tx = 0
-    revenue = 0.0
     currencies: set[str] = set()
     for p in storage.pos_transactions(rng.store_id, rng.start, rng.end):
-        local = p.ts.astimezone(tz)
-        hour = local.replace(minute=0, second=0, microsecond=0).astimezone(UTC)
+        hour = p.ts.astimezone(tz).replace(minute=0, second=0, microsecond=0).astimezone(UTC)
         tx_hour[hour][0] += 1
         tx_hour[hour][1] += p.amount
-        tx_day[local.date()][0] += 1
-        tx_day[local.date()][1] += p.amount
-        n_tx += 1
-        revenue += p.amount
         if p.currency:
             currencies.add(p.currency)
 
-    def entry(visitors: int, tx: float, amount: float) -> dict[str, Any]:
+    def entry(visitors: int, tx: float, tx_uncounted: float, amount: float) -> dict[str, Any]:
+        tx_counted = tx - tx_uncounted
         return {
             "visitors": visitors,
             "transactions": int(tx),
+            "transactions_without_footfall": int(tx_uncounted),
             "revenue": round(amount, 2),
-            "conversion": _ratio(tx, visitors),
+            "conversion": _ratio(tx_counted, visitors),
             "average_basket": _ratio(amount, tx, 2),
-            "visitors_per_transaction": _ratio(visitors, tx, 2),
+            "visitors_per_transaction": _ratio(visitors, tx_counted, 2),
         }
 
     by_hour = []
+    # per local day, and the whole range: [transactions, of them in hours without footfall,
+    # revenue]
+    day_tx: dict[date, list[float]] = defaultdict(lambda: [0, 0, 0.0])
+    total = [0.0, 0.0, 0.0]
     for h in rng.local_hours():
         visitors = ff.hours.get(h, [0, 0])[0]
         tx, amount = tx_hour.get(h, [0, 0.0])
+        uncounted = 0 if h in ff.hours else tx
+        for acc in (day_tx[h.astimezone(tz).date()], total):
+            acc[0] += tx
+            acc[1] += uncounted
+            acc[2] += amount
         if visitors or tx:
-            by_hour.append({"hour": local_iso(h, tz), **entry(visitors, tx, amount)})
-    by_day = []
-    for d in rng.days():
-        tx, amount = tx_day.get(d, [0, 0.0])
-        by_day.append({"date": d.isoformat(), **entry(ff.days.get(d, [0, 0])[0], tx, amount)})
+            by_hour.append({"hour": local_iso(h, tz), **entry(visitors, tx, uncounted, amount)})
+    by_day = [
+        {"date": d.isoformat(), **entry(ff.days.get(d, [0, 0])[0], *day_tx[d])} for d in rng.days()
+    ]
     return {
-        **entry(ff.total_in, n_tx, revenue),
+        **entry(ff.total_in, *total),
         "currency": sorted(currencies)[0] if len(currencies) == 1 else sorted(currencies) or None,
-        "has_pos_data": n_tx > 0,
+        "has_pos_data": total[0] > 0,
         "by_hour": by_hour,
         "by_day": by_day,
     }

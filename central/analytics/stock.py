@@ -14,9 +14,10 @@
 - A stock-out opens at a `stock_out` event and closes at the next event of the same
   (GTIN, zone) that reports a count above zero (normally `stock_restored`).
 - Lost sales estimate (units) = hours the product was out while the store was open (hours
-  with footfall) x its typical hourly sales, taken as RFID `item_removed` events of that GTIN
-  per open hour over the 28 days before the stock-out. POS rows carry no product, so this is
-  a shelf-depletion proxy; with no removals on record the estimate is null, with the reason.
+  with footfall) x its typical hourly sales in that zone, taken as RFID `item_removed` events
+  of that GTIN from that zone per open hour over the 28 days before the stock-out. POS rows
+  carry no product, so this is a shelf-depletion proxy; with no removals on record the
+  estimate is null, with the reason.
 """
 
 from __future__ import annotations
@@ -152,15 +153,17 @@ def stock(storage: Storage, rng: ReportRange, now: datetime | None = None) -> di
     # A stock-out that began before the range needs the 28 days before its own start.
     first = min((s.start for s in periods), default=rng.start)
     open_hours = _open_hours(storage, rng.store_id, min(first, rng.start) - HISTORY, rng.end)
-    removed: dict[str, list[datetime]] = defaultdict(list)
+    # Per zone: a product stocked in two places that runs out in one loses only that place's
+    # sales (the other shelf still sells), and two zones out at once must not count twice.
+    removed: dict[Pair, list[datetime]] = defaultdict(list)
     for e in events:
         if e.event_type == "item_removed" and e.gtin is not None:
-            removed[e.gtin].append(e.ts)
+            removed[(e.gtin, e.zone)].append(e.ts)
     outs = []
     total_lost = 0.0
     for s in periods:
         hist_lo, hist_hi = s.start - HISTORY, s.start
-        units = sum(1 for t in removed.get(s.gtin, []) if hist_lo <= t < hist_hi)
+        units = sum(1 for t in removed.get((s.gtin, s.zone), []) if hist_lo <= t < hist_hi)
         hist_open = sum(1 for h in open_hours if hist_lo <= h < hist_hi)
         hours = _hours_out(s, rng.start, as_of, open_hours)
         entry: dict[str, Any] = {
@@ -181,7 +184,8 @@ def stock(storage: Storage, rng: ReportRange, now: datetime | None = None) -> di
             entry.update(
                 typical_units_per_open_hour=None,
                 lost_units=None,
-                lost_units_reason="no item_removed history for this GTIN in the 28 days before"
+                lost_units_reason="no item_removed history for this GTIN in this zone in the "
+                "28 days before"
                 if not units
                 else "no open hours (footfall) in the 28 days before",
             )
@@ -194,7 +198,8 @@ def stock(storage: Storage, rng: ReportRange, now: datetime | None = None) -> di
         "stock_out_count": len(outs),
         "open_stock_outs": sum(1 for o in outs if o["open"]),
         "lost_units_estimate": round(total_lost, 1),
-        "lost_units_method": "open hours out x item_removed per open hour (28 days before)",
+        "lost_units_method": "open hours out x item_removed from the zone per open hour "
+        "(28 days before)",
     }
 
 

@@ -21,7 +21,17 @@ from central.quality import (
     find_offline_devices,
 )
 from central.seed import SeedResult, SeedSpec, seed_storage
-from central.storage.base import DeviceRow, FootfallHour, Storage, SummaryRow, open_storage
+from central.storage.base import (
+    DeviceRow,
+    FootfallHour,
+    Received,
+    Storage,
+    SummaryRow,
+    open_storage,
+)
+from edge_agent import wire
+from tests.central.factory import stock as stock_msg
+from tests.central.factory import summary
 
 SPEC = SeedSpec(stores=3, days=35)
 RANGE_START = SPEC.end - timedelta(days=14)
@@ -227,3 +237,80 @@ def test_missing_hours_grouped_per_outage_and_interval_precision() -> None:
         start + timedelta(minutes=10),
         start + timedelta(minutes=12),
     )
+
+
+def floor_camera_weeks(blocked: range, *, side_camera: bool = False) -> list[Received]:
+    """Five weeks of hourly summaries of examples/store-floor.yaml: one camera `floor` over
+    two doors, 30 in per door and hour from 10 to 18 h, both doors at 0 on the last day's
+    `blocked` hours. `side_camera`: a second camera (its own door) keeps counting as usual."""
+    start = datetime(2026, 5, 4, tzinfo=UTC)
+    out = []
+    for i in range(35 * 24):
+        t = start + timedelta(hours=i)
+        n = 30 if 10 <= t.hour < 18 else 0
+        floor = 0 if i // 24 == 34 and t.hour in blocked else n
+        lines = {"floor/door-north": (floor, floor), "floor/door-east": (floor, floor)}
+        if side_camera:
+            lines["side/door-south"] = (n, n)
+        msg = summary(i + 1, t, store="store-0107", device="floor-pi", minutes=60, lines=lines)
+        out.append(Received(msg, (t + timedelta(hours=1)).timestamp()))
+    return out
+
+
+@pytest.mark.parametrize("side_camera", [False, True])
+def test_a_blocked_camera_over_every_door_is_a_warning_not_a_closure(
+    storage: Storage, side_camera: bool
+) -> None:
+    storage.write_batch(floor_camera_weeks(range(11, 15), side_camera=side_camera))
+    day = datetime(2026, 6, 7, tzinfo=UTC)
+    rep = assess(storage, "store-0107", day, day + timedelta(days=1), now=day + timedelta(days=1))
+    drops = of(rep, CountDrop)
+    # Whether or not another camera carries on, the blocked camera's two lines are warnings:
+    # lines on one camera dropping together say nothing about the store being closed.
+    assert sorted((d.camera_id, d.line_id, d.severity, d.scope) for d in drops) == [
+        ("floor", "door-east", "warning", "line"),
+        ("floor", "door-north", "warning", "line"),
+    ], [d.message for d in drops]
+    assert all((d.start, d.end) == (day + timedelta(hours=11), day + timedelta(hours=15))
+               for d in drops)  # fmt: skip
+    assert not rep.ok
+
+
+def test_lines_on_two_cameras_dropping_together_are_a_store_wide_drop() -> None:
+    start = datetime(2026, 5, 4, tzinfo=UTC)
+    rows = []
+    for i in range(35 * 24):
+        t = start + timedelta(hours=i)
+        n = 30 if 10 <= t.hour < 18 else 0
+        if i // 24 == 34 and 11 <= t.hour < 15:
+            n = 0  # a closure: every door of both cameras
+        rows += [
+            FootfallHour(t, "floor", "door-north", n, n, "floor-pi"),
+            FootfallHour(t, "floor", "door-east", n, n, "floor-pi"),
+            FootfallHour(t, "side", "door-south", n, n, "floor-pi"),
+        ]
+    day = start + timedelta(days=34)
+    found = find_count_drops(rows, "s1", day, day + timedelta(days=1))
+    assert [(f.severity, f.scope) for f in found if isinstance(f, CountDrop)] == [("info", "store")]
+
+
+def test_a_till_between_sales_is_not_an_offline_device(storage: Storage) -> None:
+    t0 = datetime(2026, 6, 1, 9, tzinfo=UTC)
+    msgs: list[Received] = []
+    for i in range(12):  # one hour of 5-minute summaries
+        start = t0 + timedelta(minutes=5 * i)
+        counted = summary(i + 1, start, device="edge-1", minutes=5, lines={"door/main": (1, 1)})
+        msgs.append(Received(counted, (start + timedelta(minutes=5)).timestamp()))
+    sale = wire.PosTransaction(store_id="s1", device_id="till-1", seq=1, transaction_id="t-1",
+                               ts=t0 + timedelta(minutes=10), amount=12.5,
+                               currency="EUR")  # fmt: skip
+    msgs.append(Received(sale, (t0 + timedelta(minutes=10)).timestamp()))
+    removal = stock_msg(1, t0 + timedelta(minutes=20), "item_removed", device="rfid-1",
+                        gtin="09506000134352", epc=f"3034{1:020X}")  # fmt: skip
+    msgs.append(Received(removal, (t0 + timedelta(minutes=20)).timestamp()))
+    storage.write_batch(msgs)
+    now = t0 + timedelta(hours=4)
+    rep = assess(storage, "s1", t0, now, now=now)
+    silent = {f.device_id: f.reason for f in of(rep, DeviceOffline)}
+    # The counting device and the RFID device stopped; the till merely sold nothing since.
+    assert silent == {"edge-1": "silent", "rfid-1": "silent"}, [f.message for f in rep.findings]

@@ -160,7 +160,11 @@ def test_histogram_quantile(
     bins: list[tuple[float, float, float]], q: float, expected: float | None
 ) -> None:
     got = histogram_quantile(bins, q)
-    assert got == expected if expected is None else got == pytest.approx(expected)
+    if expected is None:
+        assert got is None
+    else:
+        assert got is not None and not got.at_least
+        assert got.value_s == pytest.approx(expected)
 
 
 def test_weighted_quantile() -> None:
@@ -187,3 +191,81 @@ def test_dwell_without_histograms_falls_back_and_says_so(storage: Storage) -> No
     assert (z["method"], z["median_s"], z["p90_s"]) == ("weighted_interval_quantiles", 20.0, 40.0)
     assert z["mean_s"] == round((100 + 5 * 20 + 60) / 7, 1)
     assert "data_quality" not in doc
+
+
+def test_conversion_leaves_out_sales_of_hours_without_footfall(storage: Storage) -> None:
+    # The door camera reports 10 visitors an hour at 10, 11 and 12 h and is dead at 13 h,
+    # when four sales happen; one sale in each counted hour.
+    t0 = utc(2026, 6, 1, 10)
+    storage.write_batch(received(*[
+        summary(i + 1, t0 + timedelta(hours=i), minutes=60, lines={"door/main": (10, 10)})
+        for i in range(3)
+    ]))  # fmt: skip
+    sales = [t0 + timedelta(hours=h, minutes=m) for h, m in [(0, 5), (1, 5), (2, 5)]]
+    sales += [t0 + timedelta(hours=3, minutes=m) for m in (5, 15, 25, 35)]
+    storage.add_pos_transactions(
+        [PosRow("s1", f"t{i}", ts, 10.0, "EUR", "csv") for i, ts in enumerate(sales)]
+    )
+    doc = build_report(storage, "s1", date(2026, 6, 1), date(2026, 6, 1), now=utc(2026, 6, 2),
+                       with_quality=False)  # fmt: skip
+    conv = doc["conversion"]
+    # All 7 sales are sales (revenue, basket), but only the 3 of counted hours meet visitors.
+    assert (conv["visitors"], conv["transactions"], conv["revenue"]) == (30, 7, 70.0)
+    assert conv["conversion"] == 0.1
+    assert conv["transactions_without_footfall"] == 4
+    assert conv["visitors_per_transaction"] == 10.0
+    assert conv["average_basket"] == 10.0
+    (day,) = conv["by_day"]
+    assert (day["transactions"], day["transactions_without_footfall"]) == (7, 4)
+    assert day["conversion"] == 0.1
+    dead = {h["hour"]: h for h in conv["by_hour"]}["2026-06-01T13:00:00+00:00"]
+    assert (dead["visitors"], dead["transactions_without_footfall"], dead["conversion"]) == (
+        0,
+        4,
+        None,
+    )
+    assert "4 transactions in hours without footfall left out" in report_text(doc)
+
+
+def test_dwell_quantiles_in_the_open_last_bin_are_lower_bounds(storage: Storage) -> None:
+    # 85 visits of 10-30 s and 15 of more than an hour (the edge's last bin, 3600 s up to its
+    # one-day cap, holds every longer stay).
+    edges = [0, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 86400]
+    hist = {"edges_s": edges, "counts": [0, 0, 85, 0, 0, 0, 0, 0, 0, 15]}
+    zone = {"zone_id": "z1", "visits": 100, "occupancy_mean": 1.0, "occupancy_max": 3,
+            "dwell_count": 100, "dwell_mean_s": 600.0, "dwell_hist": hist}  # fmt: skip
+    storage.write_batch(received(summary(1, utc(2026, 6, 1, 10), zones=[zone])))
+    doc = build_report(storage, "s1", date(2026, 6, 1), date(2026, 6, 1), now=utc(2026, 6, 2),
+                       with_quality=False)  # fmt: skip
+    z = doc["dwell"]["zones"]["cam/z1"]
+    assert z["p90_s"] == 3600.0
+    assert (z["median_s"], z["median_at_least"]) == (round(10 + 20 * 50 / 85, 1), False)
+    assert z["p90_at_least"] is True
+    assert "p90 >= 3600.0 s" in report_text(doc)
+
+
+def test_the_open_bin_is_the_edge_agents_last_bin() -> None:
+    from central.analytics.dwell import OPEN_BIN_UPPER_EDGE_S
+    from edge_agent.aggregate import DWELL_EDGES_S
+
+    assert DWELL_EDGES_S[-1] == OPEN_BIN_UPPER_EDGE_S
+
+
+@pytest.mark.parametrize(
+    ("bins", "q", "expected"),
+    [
+        # Half the stays are an hour or longer: the median is only known to be >= 3600 s.
+        ([(0, 3600, 50), (3600, 86400, 50)], 0.9, (3600.0, True)),
+        ([(0, 3600, 50), (3600, 86400, 50)], 0.5, (3600.0, False)),
+        # Edges changed: an older histogram's open bin starts where a newer one has [3600,
+        # 7200). The open stays may be above 7200 s, so the median read off the closed bin is
+        # only a lower bound.
+        ([(3600, 86400, 10), (3600, 7200, 90)], 0.5, (3600 + 3600 * 40 / 90, True)),
+    ],
+)
+def test_histogram_quantile_in_the_open_last_bin(
+    bins: list[tuple[float, float, float]], q: float, expected: tuple[float, bool]
+) -> None:
+    got = histogram_quantile(bins, q)
+    assert got is not None
+    assert (got.value_s, got.at_least) == (pytest.approx(expected[0]), expected[1])

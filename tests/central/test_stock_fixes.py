@@ -121,3 +121,36 @@ def test_lost_sales_of_a_stock_out_that_began_before_the_range(storage: Storage)
     assert out["typical_units_per_open_hour"] == 0.25
     assert out["lost_units"] == 2.0
     assert doc["lost_units_estimate"] == 2.0
+
+
+def test_lost_sales_use_the_zones_own_sales_rate(storage: Storage) -> None:
+    msgs: list[object] = []
+    seq = iter(range(1, 10_000))
+    # Open 10:00-14:00 UTC on days 0..2 (footfall > 0).
+    for d in range(3):
+        for h in range(10, 14):
+            msgs.append(summary(next(seq), DAY0 + timedelta(days=d, hours=h), minutes=60,
+                                lines={"door/main": (5, 5)}))  # fmt: skip
+    # Day 0: g1 sells 4 units from shelf1 and 12 from the promotion end cap over 4 open hours:
+    # 1 and 3 units per open hour; the store as a whole sells 4.
+    for i in range(4):
+        msgs.append(stock_msg(next(seq), DAY0 + timedelta(hours=10, minutes=i), "item_removed",
+                              gtin=G1, epc=epc(i), zone="shelf1"))  # fmt: skip
+    for i in range(12):
+        msgs.append(stock_msg(next(seq), DAY0 + timedelta(hours=11, minutes=i), "item_removed",
+                              gtin=G1, epc=epc(100 + i), zone="endcap"))  # fmt: skip
+    # Day 1: both zones out at 10:00 and restocked at 12:00 (two open hours each).
+    for zone in ("shelf1", "endcap"):
+        msgs.append(stock_msg(next(seq), DAY0 + timedelta(days=1, hours=10), "stock_out",
+                              gtin=G1, count=0, zone=zone))  # fmt: skip
+        msgs.append(stock_msg(next(seq), DAY0 + timedelta(days=1, hours=12), "stock_restored",
+                              gtin=G1, count=6, zone=zone))  # fmt: skip
+    storage.write_batch(received(*msgs))
+    rng = report_range(storage, "s1", date(2026, 6, 2), date(2026, 6, 2))
+    doc = stock(storage, rng, now=DAY0 + timedelta(days=2))
+    outs = {o["zone"]: o for o in doc["stock_outs"]}
+    assert outs["shelf1"]["typical_units_per_open_hour"] == 1.0
+    assert outs["shelf1"]["lost_units"] == 2.0
+    assert outs["endcap"]["typical_units_per_open_hour"] == 3.0
+    assert outs["endcap"]["lost_units"] == 6.0
+    assert doc["lost_units_estimate"] == 8.0
