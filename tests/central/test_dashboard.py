@@ -101,6 +101,9 @@ def test_api_errors_and_headers(server: DashboardServer) -> None:
         "/api/footfall?store=%3Cx%3E&from=2026-11-01&to=2026-11-02": 400,
         "/api/footfall?store=nope&from=2026-11-01&to=2026-11-02": 404,
         "/api/footfall?store=store-001&from=2026-11-05&to=2026-11-01": 400,
+        # Days datetime arithmetic overflows on (a 500 and a traceback in the log before).
+        "/api/footfall?store=store-001&from=9999-12-30&to=9999-12-31": 400,
+        "/api/forecast?store=store-001&from=0001-01-01&to=0001-01-02": 400,
         "/api/nothing?store=store-001&from=2026-11-01&to=2026-11-02": 404,
         "/etc/passwd": 404,
     }
