@@ -21,7 +21,9 @@
   every reader of its zone is healthy and has been healthy for a full `absence_timeout_s`:
   a reader outage freezes its zones, and after a reconnect departures wait one full window.
 * Per GTIN and zone, the count drives stock_low / stock_out after `low_stock_hold_s`, and
-  stock_restored once the count is back to threshold + 2 (hysteresis).
+  stock_restored once the count is back to threshold + 2 (hysteresis: a low level stays low at
+  threshold + 1). Out of stock, any count above the threshold restores at once, and a count of
+  1..threshold is stock_low after the hold, so every stock-out ends with an event carrying a count.
 """
 
 from __future__ import annotations
@@ -349,10 +351,13 @@ class StockEngine:
                 target = "out"
             elif count <= threshold:
                 target = "low"
-            elif count >= threshold + 2:
+            elif count >= threshold + 2 or level.state == "out":
+                # The band (threshold + 1) only stops low/ok flapping. Kept as "out", a
+                # restock to threshold + 1 sent nothing and central's stock-out (and its
+                # lost-sales estimate) stayed open; the count is not low either (<= threshold).
                 target = "ok"
             else:
-                target = level.state  # inside the hysteresis band: keep the state
+                target = level.state  # inside the hysteresis band: keep low or ok
             if target == level.state:
                 level.pending = None
                 done.append(key)

@@ -193,13 +193,20 @@ def test_memory_is_bounded() -> None:
 
 def stock_levels(counts: list[int], hold_steps: int = 70) -> list[StockEvent]:
     """Hold each count for `hold_steps` seconds; report the level events."""
+    return timed_stock_levels([(n, hold_steps) for n in counts])
+
+
+def timed_stock_levels(steps: list[tuple[int, int]]) -> list[StockEvent]:
+    """Items 0..count-1 on the shelf for the given seconds each (threshold 2, hold 60 s)."""
     run = Run(StockEngine([reader(absence_timeout_s=5.0, min_absence_s=5.0)], {GTIN: 2}))
-    present = set(range(max(counts)))
-    for n in counts:
-        present = set(range(n))
-        for _ in range(hold_steps):
-            run.step([(epc(s), 1, -50.0) for s in present])
+    for n, seconds in steps:
+        for _ in range(seconds):
+            run.step([(epc(s), 1, -50.0) for s in range(n)])
     return [e for e in run.events if isinstance(e, (StockLow, StockOut, StockRestored))]
+
+
+def level_kinds(events: list[StockEvent]) -> list[tuple[str, int | None]]:
+    return [(type(e).__name__, getattr(e, "count", None)) for e in events]
 
 
 def test_low_stock_waits_for_the_hold_and_clears_at_threshold_plus_two() -> None:
@@ -214,6 +221,34 @@ def test_low_stock_waits_for_the_hold_and_clears_at_threshold_plus_two() -> None
     ]
     low = events[0]
     assert isinstance(low, StockLow) and low.threshold == 2 and low.zone == "a"
+
+
+def test_a_restock_to_threshold_plus_one_ends_the_stock_out() -> None:
+    # Three items put back a few seconds apart (well inside the 60 s hold): 3 is threshold + 1,
+    # the hysteresis band, which used to keep the level "out" without any event.
+    events = timed_stock_levels([(5, 70), (0, 70), (1, 3), (2, 3), (3, 200)])
+    assert level_kinds(events) == [("StockOut", 0), ("StockRestored", 3)]
+    restored = events[1]
+    assert isinstance(restored, StockRestored) and restored.threshold == 2
+    assert level_kinds(stock_levels([5, 0, 3])) == [("StockOut", 0), ("StockRestored", 3)]
+
+
+def test_out_of_stock_to_at_most_the_threshold_is_low_stock() -> None:
+    # After the 60 s hold, like any low stock (the last count is held long enough for it).
+    for n in (1, 2):
+        events = timed_stock_levels([(5, 70), (0, 70), (n, 200)])
+        assert level_kinds(events) == [("StockOut", 0), ("StockLow", n)]
+
+
+def test_after_a_stock_out_the_band_still_stops_low_ok_flapping() -> None:
+    # Restored at 3 from "out"; then 2 is low, and 3 again stays low (band) until 4.
+    events = stock_levels([5, 0, 3, 2, 3, 2, 3, 4])
+    assert level_kinds(events) == [
+        ("StockOut", 0),
+        ("StockRestored", 3),
+        ("StockLow", 2),
+        ("StockRestored", 4),
+    ]
 
 
 def test_short_dips_do_not_raise_low_stock() -> None:
@@ -278,6 +313,10 @@ def test_engine_invariants_under_random_reads_and_outages(steps: list) -> None:
                     key = (ev.gtin, ev.zone)
                     if isinstance(ev, StockRestored):
                         assert level_state.get(key) in ("low", "out")
+                        # From "out" the band (threshold + 1) restores too; from "low" it does not.
+                        assert ev.count > ev.threshold + (level_state[key] == "low")
+                    elif isinstance(ev, StockLow):
+                        assert 0 < ev.count <= ev.threshold
                     level_state[key] = {StockLow: "low", StockOut: "out"}.get(type(ev), "ok")
     assert engine.present_items() == present
     counts: dict[str, dict[str, int]] = {}
