@@ -143,6 +143,7 @@ def conversion(storage: Storage, q: Query, now: datetime) -> dict[str, Any]:
     return {
         "visitors": conv["visitors"],
         "transactions": conv["transactions"],
+        "transactions_without_footfall": conv["transactions_without_footfall"],
         "revenue": conv["revenue"],
         "conversion_pct": _pct(conv["conversion"]),
         "avg_basket": conv["average_basket"],
@@ -154,6 +155,7 @@ def conversion(storage: Storage, q: Query, now: datetime) -> dict[str, Any]:
                 "date": d["date"],
                 "visitors": d["visitors"],
                 "transactions": d["transactions"],
+                "transactions_without_footfall": d["transactions_without_footfall"],
                 "conversion_pct": _pct(d["conversion"]),
                 "avg_basket": d["average_basket"],
             }
@@ -174,7 +176,9 @@ def dwell(storage: Storage, q: Query, now: datetime) -> dict[str, Any]:
                 "visits": z["visits"],
                 "mean_s": z["mean_s"],
                 "median_s": z["median_s"],
+                "median_at_least": z["median_at_least"],
                 "p90_s": z["p90_s"],
+                "p90_at_least": z["p90_at_least"],
                 "method": z["method"],
             }
         )

@@ -281,7 +281,9 @@ function hbarChart(container, rows) {
     const y = f.m.top + i * rowH + 4;
     const p90 = svg("rect", { class: "bar p90", x: f.m.left, y, width: Math.max(0, xOf(r.p90_s || 0) - f.m.left), height: rowH - 10, rx: 3 });
     const med = svg("rect", { class: "bar", x: f.m.left, y: y + 5, width: Math.max(0, xOf(r.median_s || 0) - f.m.left), height: rowH - 20, rx: 2, "data-value": r.median_s });
-    const text = `${r.zone_id} (${r.camera_id})\nmedian ${fmtDur(r.median_s)} · p90 ${fmtDur(r.p90_s)}\n${fmtInt(r.visits)} visits`;
+    // A quantile in the open-ended last bin is a lower bound: "at least an hour".
+    const atLeast = (flag) => (flag ? "≥ " : "");
+    const text = `${r.zone_id} (${r.camera_id})\nmedian ${atLeast(r.median_at_least)}${fmtDur(r.median_s)} · p90 ${atLeast(r.p90_at_least)}${fmtDur(r.p90_s)}\n${fmtInt(r.visits)} visits`;
     for (const node of [p90, med]) {
       node.addEventListener("mousemove", (e) => showTip(e, text));
       node.addEventListener("mouseleave", hideTip);
@@ -337,7 +339,9 @@ function renderKpis(d) {
   const issues = q.findings.filter((f) => f.severity !== "info").length;
   k.appendChild(kpi("Visitors", fmtInt(ff.visitors), `${fmtInt(ff.visitors / Math.max(1, ff.days))} per day`));
   k.appendChild(kpi("Transactions", fmtInt(cv.transactions), "from POS"));
-  k.appendChild(kpi("Conversion", fmtPct(cv.conversion_pct), "transactions / visitors"));
+  // Sales in hours without footfall data are left out of the rate (no visitors to divide by).
+  const left = cv.transactions_without_footfall;
+  k.appendChild(kpi("Conversion", fmtPct(cv.conversion_pct), left ? `${fmtInt(left)} sales in hours without counts left out` : "transactions / visitors"));
   k.appendChild(kpi("Average basket", fmtMoney(cv.avg_basket, cv.currency), cv.visitors_per_transaction ? `${nf1.format(cv.visitors_per_transaction)} visitors per sale` : ""));
   k.appendChild(kpi("Open stock-outs", fmtInt(openOuts), `${st.stockouts.length} in range`, openOuts ? "bad" : "good"));
   k.appendChild(kpi("Devices online", `${online} / ${dv.devices.length}`, "latest status", online < dv.devices.length ? "bad" : "good"));

@@ -124,6 +124,16 @@ def test_api_uses_the_report_library(server: DashboardServer) -> None:
     assert ff["visitors"] == rep["footfall"]["total_in"] > 0
     assert sum(d["in"] for d in ff["by_day"]) == ff["visitors"]
     assert conv["transactions"] == rep["conversion"]["transactions"] > 0
+    assert (
+        conv["transactions_without_footfall"] == rep["conversion"]["transactions_without_footfall"]
+    )
+    dwell = api(server, "dwell", *args)
+    for z in dwell["zones"]:
+        rz = rep["dwell"]["zones"][f"{z['camera_id']}/{z['zone_id']}"]
+        assert (z["median_at_least"], z["p90_at_least"]) == (
+            rz["median_at_least"],
+            rz["p90_at_least"],
+        )
     assert len(ff["by_hour_of_day"]) == 24
     q = api(server, "quality", *args)
     assert q == rep["data_quality"]
