@@ -64,6 +64,10 @@ class DashboardServer(ThreadingHTTPServer):
         self.storage = storage
         self.lock = threading.Lock()
         self.closed = False  # set under `lock` once serving has stopped: storage may be closed
+        # Responses by class: refused requests (bad dates, unknown stores, foreign Host
+        # headers) are bad input like any other, counted and shown at /api/health.
+        self.counts = {"requests": 0, "client_errors": 0, "server_errors": 0}
+        self._counts_lock = threading.Lock()
         self.now = now or (lambda: datetime.now(UTC))
         self.db_label = db_label if db_label is not None else redact_url(storage.url)
         host = address[0].strip("[]")
@@ -74,6 +78,14 @@ class DashboardServer(ThreadingHTTPServer):
                                     flags=socket.AI_PASSIVE)[0][0]  # fmt: skip
         self.address_family = family
         super().__init__((host, address[1]), DashboardHandler)
+
+    def count(self, status: int) -> None:
+        with self._counts_lock:
+            self.counts["requests"] += 1
+            if 400 <= status < 500:
+                self.counts["client_errors"] += 1
+            elif status >= 500:
+                self.counts["server_errors"] += 1
 
     @property
     def url(self) -> str:
@@ -107,6 +119,7 @@ class DashboardHandler(BaseHTTPRequestHandler):
         return name in LOOPBACK_NAMES
 
     def _send(self, status: int, body: bytes, content_type: str, *, cache: bool = False) -> None:
+        self.server.count(status)
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -137,6 +150,11 @@ class DashboardHandler(BaseHTTPRequestHandler):
             self._json(HTTPStatus.NOT_FOUND, {"error": "not found"})
             return
         name = parts.path.removeprefix("/api/")
+        if name == "health":
+            with self.server._counts_lock:
+                counts = dict(self.server.counts)
+            self._json(HTTPStatus.OK, {"ok": not self.server.closed, **counts})
+            return
         params = dict(parse_qsl(parts.query, keep_blank_values=True))
         try:
             with self.server.lock:
@@ -201,6 +219,7 @@ def serve(
         # the storage, and turn later ones away, before the caller closes it.
         with server.lock:
             server.closed = True
+        log.info("dashboard stopped: %s", ", ".join(f"{v} {k}" for k, v in server.counts.items()))
 
 
 __all__ = ["DashboardServer", "make_server", "serve"]

@@ -90,6 +90,7 @@ def api(srv: DashboardServer, name: str, store: str, first: str, last: str) -> A
 
 
 def test_api_errors_and_headers(server: DashboardServer) -> None:
+    before = get(server, "/api/health")[2]  # the server is shared by the module's tests
     status, headers, doc = get(server, "/api/stores")
     assert status == 200
     assert [s["store_id"] for s in doc["stores"]] == ["store-001", "store-002", "store-003"]
@@ -114,6 +115,13 @@ def test_api_errors_and_headers(server: DashboardServer) -> None:
     # DNS rebinding: a loopback server answers only to loopback host names.
     assert get(server, "/api/stores", host="evil.example:80")[0] == 421
     assert get(server, "/", host=f"localhost:{server.server_address[1]}")[0] == 200
+    # Every refused request above is counted: the bad paths and the foreign Host header.
+    status, _, after = get(server, "/api/health")
+    assert status == 200 and after["ok"]
+    assert after["client_errors"] - before["client_errors"] == len(bad) + 1
+    assert after["server_errors"] == before["server_errors"]
+    # + the first /api/health, /api/stores, the foreign Host, "/"
+    assert after["requests"] - before["requests"] == len(bad) + 4
 
 
 def test_api_uses_the_report_library(server: DashboardServer) -> None:
