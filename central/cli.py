@@ -98,23 +98,29 @@ def _config_path(args: argparse.Namespace) -> Path | None:
     return path
 
 
-def _load(args: argparse.Namespace, check: bool = False) -> CentralConfig | None:
-    """The config file (--config, else the default one when it exists), or None."""
+def _load(args: argparse.Namespace, at_start: bool = False) -> CentralConfig | None:
+    """The config file (--config, else the default one when it exists), or None.
+    `at_start` (serve): also check the files it names."""
     path = _config_path(args)
-    return None if path is None else load_config(path, check=check)
+    return None if path is None else load_config(path, check=at_start, at_start=at_start)
 
 
 def _storage_url(args: argparse.Namespace, cfg: CentralConfig | None) -> str:
     if getattr(args, "db", None):
         return str(args.db)
-    if cfg is not None:
+    # Only a URL the file sets: a config without a storage section (the default file, say)
+    # must not hide $FOOTFALL_CENTRAL_DB behind the built-in default.
+    if cfg is not None and "url" in cfg.storage.model_fields_set:
         return cfg.storage.url
     return os.environ.get("FOOTFALL_CENTRAL_DB") or StorageConfig().url
 
 
 def _open(args: argparse.Namespace, must_exist: bool = False) -> Storage:
-    """The storage of a command; `must_exist` for commands that only read."""
-    return open_storage(_storage_url(args, _load(args)), must_exist=must_exist)
+    """The storage of a command; `must_exist` for commands that only read. With --db the
+    config file is not read at all: a broken default config must not stop a report on an
+    explicit database."""
+    cfg = None if getattr(args, "db", None) else _load(args)
+    return open_storage(_storage_url(args, cfg), must_exist=must_exist)
 
 
 def _day_start(d: date | None) -> datetime | None:
@@ -149,7 +155,7 @@ _SERVE_OPTIONS = {
 
 
 def _serve(args: argparse.Namespace) -> int:
-    file_cfg = _load(args, check=True)
+    file_cfg = _load(args, at_start=True)
     cfg = file_cfg or CentralConfig()
     updates: dict[str, Any] = {}
     if args.broker:
@@ -181,6 +187,8 @@ def _serve(args: argparse.Namespace) -> int:
             loc = tuple(str(p) for p in err["loc"])
             option = _SERVE_OPTIONS.get((loc[0], loc[1])) if len(loc) >= 2 else None
             msg = str(err["msg"]).removeprefix("Value error, ")
+            if option is None and args.workers is not None and "ingest.workers" in msg:
+                option = "--workers"  # the file's mqtt settings with this option's workers
             if option is not None:
                 rc = EX_USAGE
                 print(f"serve: {option}: {msg}", file=sys.stderr)
@@ -417,25 +425,34 @@ def _dashboard(args: argparse.Namespace) -> int:
 
 # --- check-config ------------------------------------------------------------------------------
 def _check_config(args: argparse.Namespace) -> int:
+    """Like the device's `footfall-agent check-config`: the issues (or `FILE: OK`) on stdout,
+    or one JSON document of the same shape; exit 78 when invalid."""
     path = _config_path(args)
     if path is None:
         print(f"check-config: no --config and no {DEFAULT_CONFIG_PATH}", file=sys.stderr)
         return EX_CONFIG
-    cfg = load_config(path, check=True)  # CentralConfigError: main() prints it, exits 78
-    notes = []
-    if systemd_credential(cfg):
-        notes.append(
-            f"mqtt.password_file {cfg.mqtt.password_file} is a systemd credential: it exists "
-            "only while the unit runs, and serve checks it when it starts"
-        )
-    if args.json:
-        emit_json({"file": str(path), "ok": True, "notes": notes, "storage": redact_url(
-            cfg.storage.url), "broker": f"{cfg.mqtt.host}:{cfg.mqtt.port}"})  # fmt: skip
+    entry: dict[str, Any] = {"file": str(path), "valid": True, "errors": [], "notes": []}
+    try:
+        cfg = load_config(path, check=True)
+    except CentralConfigError as exc:
+        entry["valid"] = False
+        entry["errors"] = [{"line": i.line, "key": i.key, "message": i.message} for i in exc.issues]
+        if not args.json:
+            for issue in exc.issues:
+                print(issue)
     else:
-        for note in notes:
-            print(f"{path}: note: {note}", file=sys.stderr)
-        print(f"{path}: ok", file=sys.stderr)
-    return 0
+        if systemd_credential(cfg):
+            entry["notes"].append(
+                f"mqtt.password_file {cfg.mqtt.password_file} is a systemd credential: it "
+                "exists only while the unit runs, and serve checks it when it starts"
+            )
+        if not args.json:
+            for note in entry["notes"]:
+                print(f"{path}: note: {note}", file=sys.stderr)
+            print(f"{path}: OK")
+    if args.json:
+        emit_json({"valid": entry["valid"], "files": [entry]})
+    return 0 if entry["valid"] else EX_CONFIG
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -29,7 +29,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from configfile import EX_CONFIG, ConfigError, PathKey, load_file, missing_files
+from configfile import EX_CONFIG, Check, ConfigError, PathKey, load_file, missing_files
 
 DEFAULT_CONFIG_PATH = Path("/etc/footfall/central.yaml")
 
@@ -222,13 +222,13 @@ def systemd_credential(cfg: CentralConfig) -> bool:
     return not pw.is_absolute() or pw.is_relative_to("/run/credentials")
 
 
-def check_files(cfg: CentralConfig) -> list[tuple[PathKey, str]]:
+def check_files(cfg: CentralConfig, at_start: bool = False) -> list[tuple[PathKey, str]]:
     """What the config points at must exist: the password file and the TLS files. From a
-    shell (`check-config`) a systemd credential cannot be seen; `serve` checks it at start,
-    where systemd has put it."""
+    shell (`check-config`) a systemd credential cannot be seen, so it is left to `serve`,
+    which checks every file when it starts (`at_start`), where systemd has put them."""
     issues: list[tuple[PathKey, str]] = []
     pw = cfg.mqtt.password_path()
-    if pw is not None and not systemd_credential(cfg) and not pw.is_file():
+    if pw is not None and (at_start or not systemd_credential(cfg)) and not pw.is_file():
         issues.append((("mqtt", "password_file"), f"file {pw} not found"))
     if cfg.mqtt.tls is not None:
         tls = cfg.mqtt.tls
@@ -237,10 +237,12 @@ def check_files(cfg: CentralConfig) -> list[tuple[PathKey, str]]:
     return issues
 
 
-def load_config(path: Path, check: bool = False) -> CentralConfig:
-    """The config in `path`; raises CentralConfigError listing every mistake. `check`: also
-    verify the files it points at (`check-config`, and `serve` before it connects)."""
-    return load_file(path, CentralConfig, [check_files] if check else ())
+def load_config(path: Path, check: bool = False, at_start: bool = False) -> CentralConfig:
+    """The config in `path`; raises CentralConfigError listing every mistake. A file with
+    nothing in it means every default. `check`: also verify the files it points at
+    (`check-config`; `serve` with `at_start`, before it connects)."""
+    checks: list[Check[CentralConfig]] = [lambda cfg: check_files(cfg, at_start)] if check else []
+    return load_file(path, CentralConfig, checks, allow_empty=True)
 
 
 __all__ = [

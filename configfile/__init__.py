@@ -136,9 +136,18 @@ def _booleans_taken_as_numbers(raw: Any, value: Any, loc: PathKey) -> Iterator[P
         yield loc
 
 
-def parse_text(text: str, file: str, model: type[M], checks: list[Check[M]] | tuple[()] = ()) -> M:
+def parse_text(
+    text: str,
+    file: str,
+    model: type[M],
+    checks: list[Check[M]] | tuple[()] = (),
+    *,
+    allow_empty: bool = False,
+) -> M:
     """Parse and validate; raises ConfigError listing every issue. `checks` run on a config
-    that validated (what it points at: files, credentials), still without touching hardware."""
+    that validated (what it points at: files, credentials), still without touching hardware.
+    `allow_empty`: a file with nothing in it (comments only) means every default; otherwise
+    it is an error (a device config without a store id is a mistake)."""
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
@@ -156,15 +165,18 @@ def parse_text(text: str, file: str, model: type[M], checks: list[Check[M]] | tu
         ) from None
     except yaml.YAMLError as exc:
         raise ConfigError([ConfigIssue(file, 1, "<yaml>", f"YAML error: {exc}")]) from None
-    if root is None or data is None:
+    if (root is None or data is None) and not allow_empty:
         raise ConfigError([ConfigIssue(file, 1, "<root>", "the file is empty")])
+    if data is None:
+        data = {}
     if not isinstance(data, dict):
         raise ConfigError(
             [ConfigIssue(file, 1, "<root>", "the top level must be a mapping of sections")]
         )
     lines: dict[PathKey, int] = {}
     dups: list[tuple[PathKey, int]] = []
-    _index_lines(root, (), lines, dups)
+    if root is not None:
+        _index_lines(root, (), lines, dups)
     issues = [
         ConfigIssue(file, line, format_key(p), "duplicate key (the later one would win)")
         for p, line in dups
@@ -197,7 +209,13 @@ def missing_files(paths: list[tuple[PathKey, Path | None]]) -> list[tuple[PathKe
     return [(key, f"file {p} not found") for key, p in paths if p is not None and not p.is_file()]
 
 
-def load_file(path: str | Path, model: type[M], checks: list[Check[M]] | tuple[()] = ()) -> M:
+def load_file(
+    path: str | Path,
+    model: type[M],
+    checks: list[Check[M]] | tuple[()] = (),
+    *,
+    allow_empty: bool = False,
+) -> M:
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
@@ -205,7 +223,7 @@ def load_file(path: str | Path, model: type[M], checks: list[Check[M]] | tuple[(
         raise ConfigError([ConfigIssue(str(p), 0, "<file>", "no such file")]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError([ConfigIssue(str(p), 0, "<file>", f"cannot read: {exc}")]) from None
-    return parse_text(text, str(p), model, checks)
+    return parse_text(text, str(p), model, checks, allow_empty=allow_empty)
 
 
 __all__ = [

@@ -49,6 +49,7 @@ def _to_utc(v: datetime) -> datetime:
     try:
         return v.astimezone(UTC)
     except OverflowError:  # 0001-01-01T00:00+14:00 is in year 0 in UTC
+        # A ValueError makes it a validation error (an OverflowError escaped pydantic).
         raise ValueError("the time in UTC is outside the years 1-9999") from None
 
 
@@ -66,7 +67,10 @@ _UTC_SCHEMA = core_schema.json_or_python_schema(
         [core_schema.datetime_schema(tz_constraint=0), _AWARE_TO_UTC],
         mode="left_to_right",
         custom_error_type="datetime_utc",
-        custom_error_message="Input should be an ISO 8601 datetime with a timezone (Z for UTC)",
+        # One message for every way a timestamp fails (the union hides its members' own):
+        # no timezone, not a date, or a year 0 or 10000 once converted to UTC.
+        custom_error_message="Input should be an ISO 8601 datetime with a timezone (Z for UTC), "
+        "within the years 1-9999 in UTC",
     ),
     python_schema=_AWARE_TO_UTC,
 )

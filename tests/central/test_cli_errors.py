@@ -169,26 +169,32 @@ def test_check_config_reports_file_line_key(
 ) -> None:
     cfg = tmp_path / "central.yaml"
     cfg.write_text("mqtt:\n  host: broker\n  port: 99999\n  bogus: 1\n")
-    rc, _, err = run(capsys, "check-config", "--config", str(cfg))
+    rc, out, _ = run(capsys, "check-config", "--config", str(cfg))
     assert rc == 78
-    assert err.strip().splitlines() == [
+    assert out.strip().splitlines() == [
         f"{cfg}:3 mqtt.port: Input should be less than or equal to 65535",
         f"{cfg}:4 mqtt.bogus: unknown key (check spelling and indentation)",
     ]
     # YAML reads `yes` as true, and pydantic would take true as 1 worker.
     cfg.write_text("mqtt:\n  host: broker\ningest:\n  workers: yes\n")
-    rc, _, err = run(capsys, "check-config", "--config", str(cfg))
+    rc, out, _ = run(capsys, "check-config", "--config", str(cfg))
     assert rc == 78
-    assert err.startswith(f"{cfg}:4 ingest.workers: expected a number, got a YAML boolean")
+    assert out.startswith(f"{cfg}:4 ingest.workers: expected a number, got a YAML boolean")
     cfg.write_text(f"mqtt:\n  tls:\n    ca_file: {tmp_path / 'missing-ca.pem'}\n")
-    rc, _, err = run(capsys, "check-config", "--config", str(cfg))
+    rc, out, _ = run(capsys, "check-config", "--config", str(cfg))
     assert rc == 78
-    assert err.strip() == (
+    assert out.strip() == (
         f"{cfg}:3 mqtt.tls.ca_file: file {tmp_path / 'missing-ca.pem'} not found"
     )
     cfg.write_text("mqtt:\n  host: broker\n    port: 1\n")
-    rc, _, err = run(capsys, "check-config", "--config", str(cfg))
-    assert rc == 78 and err.startswith(f"{cfg}:3 <yaml>: YAML syntax error")
+    rc, out, _ = run(capsys, "check-config", "--config", str(cfg))
+    assert rc == 78 and out.startswith(f"{cfg}:3 <yaml>: YAML syntax error")
+    # --json: one document, the device's shape, also when the file is invalid.
+    rc, out, _ = run(capsys, "check-config", "--config", str(cfg), "--json")
+    doc = json.loads(out)
+    assert rc == 78 and doc["valid"] is False
+    assert doc["files"][0]["errors"][0]["line"] == 3
+    assert doc["files"][0]["errors"][0]["key"] == "<yaml>"
 
 
 def test_password_file_relative_to_the_systemd_credentials_directory(
@@ -202,16 +208,16 @@ def test_password_file_relative_to_the_systemd_credentials_directory(
     rc, out, err = run(capsys, "check-config", "--config", str(cfg), "--json")
     assert rc == 0, err
     doc = json.loads(out)
-    assert doc["ok"] and "systemd credential" in doc["notes"][0]
+    assert doc["valid"] and "systemd credential" in doc["files"][0]["notes"][0]
     creds = tmp_path / "creds"
     creds.mkdir()
     monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
-    rc, _, err = run(capsys, "check-config", "--config", str(cfg))
+    rc, out, _ = run(capsys, "check-config", "--config", str(cfg))
     assert rc == 78
-    assert err.strip() == f"{cfg}:3 mqtt.password_file: file {creds / 'mqtt-password'} not found"
+    assert out.strip() == f"{cfg}:3 mqtt.password_file: file {creds / 'mqtt-password'} not found"
     (creds / "mqtt-password").write_text("s3cret\n")
-    rc, _, err = run(capsys, "check-config", "--config", str(cfg))
-    assert (rc, err.strip()) == (0, f"{cfg}: ok")
+    rc, out, _ = run(capsys, "check-config", "--config", str(cfg))
+    assert (rc, out.strip()) == (0, f"{cfg}: OK")
     from central.config import load_config
 
     assert load_config(cfg).mqtt.password() == "s3cret"
@@ -225,3 +231,64 @@ def test_serve_with_a_missing_tls_file_exits_78_at_once(
     rc, _, err = run(capsys, "serve", "--config", str(cfg), "--db", f"sqlite://{tmp_path / 'c.db'}")
     assert rc == 78
     assert err.strip() == f"{cfg}:3 mqtt.tls.ca_file: file {tmp_path / 'ca.pem'} not found"
+
+
+def test_serve_checks_a_relative_password_file_outside_systemd(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Outside systemd a relative password_file is read from the working directory, so serve
+    checks it there at start instead of retrying a login forever."""
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
+    monkeypatch.chdir(tmp_path)
+    cfg = tmp_path / "central.yaml"
+    cfg.write_text("mqtt:\n  username: central\n  password_file: no-such-file\n")
+    rc, _, err = run(capsys, "serve", "--config", str(cfg), "--db", f"sqlite://{tmp_path / 'c.db'}")
+    assert rc == 78
+    assert err.strip() == f"{cfg}:3 mqtt.password_file: file no-such-file not found"
+
+
+def test_serve_workers_option_against_a_plain_subscription_names_the_option(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = tmp_path / "central.yaml"
+    cfg.write_text("mqtt:\n  protocol: '3.1.1'\n  shared_subscription: false\n")
+    rc, _, err = run(capsys, "serve", "--config", str(cfg), "--workers", "2",
+                     "--db", f"sqlite://{tmp_path / 'c.db'}")  # fmt: skip
+    assert rc == 2
+    assert err.startswith("serve: --workers: ingest.workers above 1 needs mqtt.shared_subscription")
+
+
+def test_default_config_without_storage_keeps_the_environment_database(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env_db = f"sqlite://{tmp_path / 'env.db'}"
+    with open_storage(env_db) as st:
+        seed_ny(st)
+    default = tmp_path / "central.yaml"
+    default.write_text("mqtt:\n  host: broker\n")
+    monkeypatch.setattr(cli, "DEFAULT_CONFIG_PATH", default)
+    monkeypatch.setenv("FOOTFALL_CENTRAL_DB", env_db)
+    rc, out, err = run(capsys, "report", "--store", "s1", "--from", "2026-11-01", "--to",
+                       "2026-11-01", "--json")  # fmt: skip
+    assert rc == 0, err
+    assert json.loads(out)["footfall"]["total_in"] == 66
+
+
+def test_an_empty_or_broken_default_config_does_not_stop_commands_given_db(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"sqlite://{tmp_path / 'c.db'}"
+    with open_storage(url) as st:
+        seed_ny(st)
+    default = tmp_path / "central.yaml"
+    monkeypatch.setattr(cli, "DEFAULT_CONFIG_PATH", default)
+    monkeypatch.setenv("FOOTFALL_CENTRAL_DB", url)
+    argv = ["report", "--store", "s1", "--from", "2026-11-01", "--to", "2026-11-01", "--json"]
+    default.write_text("# placeholder: every default\n")  # a comments-only file means defaults
+    rc, _, err = run(capsys, *argv)
+    assert rc == 0, err
+    default.write_text("mqtt: [broken\n")
+    rc, _, err = run(capsys, *argv)
+    assert rc == 78 and "YAML syntax error" in err  # without --db the file names the storage
+    rc, _, err = run(capsys, *argv, "--db", url)
+    assert rc == 0, err  # with --db it is not read
