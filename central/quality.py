@@ -453,6 +453,41 @@ def find_count_drops(
     cameras = {cam: j for j, cam in enumerate(sorted({(d, c) for d, c, _ in keys}))}
     cam_of = np.array([cameras[(d, c)] for d, c, _ in keys])
     cam_act, cam_exp = _camera_sums(mat, base, cam_of, len(cameras))
+    # Store-wide drops first: a line whose other cameras dropped with it is left to the
+    # store-wide finding only when there is one for those hours (else it is reported alone).
+    store_out: list[Finding] = []
+    store_wide = np.zeros(n_hours, dtype=bool)
+    if len(cameras) > 1:
+        store_act = np.nansum(mat, axis=0)
+        store_exp = np.nansum(base, axis=0)
+        store_known = np.any(~np.isnan(mat), axis=0)
+        with np.errstate(invalid="ignore"):
+            cameras_down = np.sum(cam_act < p.others_ok_ratio * cam_exp, axis=0)
+        store_flags = _flagged(np.where(store_known, store_act, np.nan), store_exp, p)
+        store_flags &= cameras_down >= 2
+        store_flags[:first] = False
+        quiet = ~(store_exp >= p.min_expected_per_h)
+        for a, b in _runs(store_flags, quiet):
+            if b - a < p.min_hours:
+                continue
+            store_wide[a:b] = True
+            t0, t1 = history_start + a * H, history_start + b * H
+            exp_sum = float(np.sum(store_exp[a:b]))
+            act_sum = float(np.sum(store_act[a:b]))
+            store_out.append(
+                CountDrop(
+                    kind="count_drop",
+                    severity="info",
+                    store_id=store_id,
+                    message=f"every door counted less: {act_sum:.0f} instead of about "
+                    f"{exp_sum:.0f} over {b - a} h from {_fmt(t0)} (holiday or closure?)",
+                    start=t0,
+                    end=t1,
+                    expected=exp_sum,
+                    actual=act_sum,
+                    scope="store",
+                )
+            )
     out: list[Finding] = []
     for i, (device_id, camera_id, line_id) in enumerate(keys):
         flags = _flagged(mat[i], base[i], p)
@@ -470,8 +505,9 @@ def find_count_drops(
             o_act, o_exp = cam_act[others, a:b], cam_exp[others, a:b]
             heard = ~np.isnan(o_act)
             others_act, others_exp = float(np.sum(o_act[heard])), float(np.sum(o_exp[heard]))
-            if others_exp > 0 and others_act < p.others_ok_ratio * others_exp:
-                continue  # other cameras dropped too: reported once as a store-wide drop below
+            others_dropped = others_exp > 0 and others_act < p.others_ok_ratio * others_exp
+            if others_dropped and store_wide[a:b].any():
+                continue  # other cameras dropped too: the store-wide finding covers it
             t0, t1 = history_start + a * H, history_start + b * H
             if len(keys) == 1:
                 alone = " (the store's only counting line)"
@@ -498,36 +534,7 @@ def find_count_drops(
                     scope="line",
                 )
             )
-    if len(cameras) > 1:
-        store_act = np.nansum(mat, axis=0)
-        store_exp = np.nansum(base, axis=0)
-        store_known = np.any(~np.isnan(mat), axis=0)
-        with np.errstate(invalid="ignore"):
-            cameras_down = np.sum(cam_act < p.others_ok_ratio * cam_exp, axis=0)
-        store_flags = _flagged(np.where(store_known, store_act, np.nan), store_exp, p)
-        store_flags &= cameras_down >= 2
-        store_flags[:first] = False
-        quiet = ~(store_exp >= p.min_expected_per_h)
-        for a, b in _runs(store_flags, quiet):
-            if b - a < p.min_hours:
-                continue
-            t0, t1 = history_start + a * H, history_start + b * H
-            exp_sum = float(np.sum(store_exp[a:b]))
-            act_sum = float(np.sum(store_act[a:b]))
-            out.append(
-                CountDrop(
-                    kind="count_drop",
-                    severity="info",
-                    store_id=store_id,
-                    message=f"every door counted less: {act_sum:.0f} instead of about "
-                    f"{exp_sum:.0f} over {b - a} h from {_fmt(t0)} (holiday or closure?)",
-                    start=t0,
-                    end=t1,
-                    expected=exp_sum,
-                    actual=act_sum,
-                    scope="store",
-                )
-            )
+    out += store_out
     return out
 
 

@@ -294,6 +294,30 @@ def test_lines_on_two_cameras_dropping_together_are_a_store_wide_drop() -> None:
     assert [(f.severity, f.scope) for f in found if isinstance(f, CountDrop)] == [("info", "store")]
 
 
+def test_a_covered_camera_is_reported_when_the_other_camera_dips_without_a_closure() -> None:
+    """Camera `floor` at 0 for 4 h while the bigger camera `side` falls to 55 %: the other
+    camera dropped (below 60 %), but the store as a whole (41 %) is no store-wide drop, so
+    the covered camera must be reported, not skipped in favour of a finding that never comes."""
+    start = datetime(2026, 5, 4, tzinfo=UTC)
+    rows = []
+    for i in range(35 * 24):
+        t = start + timedelta(hours=i)
+        open_ = 10 <= t.hour < 18
+        floor, side = (20, 80) if open_ else (0, 0)
+        if i // 24 == 34 and 11 <= t.hour < 15:
+            floor, side = 0, 44
+        rows += [
+            FootfallHour(t, "floor", "door-north", floor, floor, "floor-pi"),
+            FootfallHour(t, "side", "door-south", side, side, "side-pi"),
+        ]
+    day = start + timedelta(days=34)
+    found = [f for f in find_count_drops(rows, "s1", day, day + timedelta(days=1))
+             if isinstance(f, CountDrop)]  # fmt: skip
+    assert [(f.camera_id, f.severity, f.scope) for f in found] == [("floor", "warning", "line")], [
+        f.message for f in found
+    ]
+
+
 def test_a_till_between_sales_is_not_an_offline_device(storage: Storage) -> None:
     t0 = datetime(2026, 6, 1, 9, tzinfo=UTC)
     msgs: list[Received] = []
