@@ -132,7 +132,7 @@ def _iso(ts: float) -> str:
 def build(run: DemoRun) -> dict[str, Any]:
     """The comparison document (the `--json` output) and the files central exported."""
     day = run.opening.astimezone(ZoneInfo(STORE_TZ)).date()
-    url = f"sqlite:///{run.central_db}"
+    url = f"sqlite://{run.central_db}"
     storage = open_storage(url)
     try:
         doc = build_report(storage, STORE_ID, day, day, now=run.closing + timedelta(minutes=1))

@@ -171,7 +171,9 @@ def _wait_for(predicate: Any, timeout_s: float, step_s: float = 0.05) -> bool:
 
 def run_demo(opts: DemoOptions) -> DemoRun:
     started = time.monotonic()
-    out_dir = opts.out_dir or Path(tempfile.mkdtemp(prefix="footfall-demo-"))
+    # Absolute: the central URL is sqlite:// + the path (a relative --out would otherwise
+    # land at the file system root).
+    out_dir = (opts.out_dir or Path(tempfile.mkdtemp(prefix="footfall-demo-"))).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "frames").mkdir(exist_ok=True)
     params = SimParams(
@@ -205,7 +207,7 @@ def run_demo(opts: DemoOptions) -> DemoRun:
         ingest = Ingest(
             CentralConfig(
                 mqtt=_central_mqtt(broker),
-                storage=StorageConfig(url=f"sqlite:///{central_db}"),
+                storage=StorageConfig(url=f"sqlite://{central_db}"),
             )
         ).start()
         if not _wait_for(ingest.connected.is_set, 15.0):
@@ -346,7 +348,7 @@ def run_demo(opts: DemoOptions) -> DemoRun:
         edge.delivered = sum(o.delivered_total() for o in outboxes)
         edge.undelivered = sum(o.depth for o in outboxes)
         expected = sum(edge.produced.values())
-        reading = open_storage(f"sqlite:///{central_db}")
+        reading = open_storage(f"sqlite://{central_db}")
         try:
             _wait_for(
                 lambda: (

@@ -68,7 +68,7 @@ def test_demo_json_contract(demo_doc: dict[str, Any]) -> None:
         assert set(door[direction]) == {"counted", "true", "error_pct"}
     out = demo_doc["output"]
     assert (
-        out["dashboard_command"] == f"footfall-central dashboard --db sqlite:///{out['central_db']}"
+        out["dashboard_command"] == f"footfall-central dashboard --db sqlite://{out['central_db']}"
     )
     assert Path(out["central_db"]).is_file()
     assert Path(out["central_report_csv"]).read_text().startswith("hour,in,out")
@@ -226,13 +226,14 @@ MESSAGES_LINE = re.compile(
 @pytest.mark.skipif(not amqtt_available(), reason="amqtt (the broker extra) is not installed")
 def test_demo_runs_end_to_end_on_the_embedded_amqtt_broker(tmp_path: Path) -> None:
     """A machine without mosquitto: the embedded broker speaks MQTT 3.1.1 without shared
-    subscriptions, and central ingests over it (3.1.1, plain subscription) all the same."""
+    subscriptions, and central ingests over it (3.1.1, plain subscription) all the same.
+    `--out` is relative here: central's database must land inside it, not at the root."""
     out = tmp_path / "demo"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.run(
         [sys.executable, "-m", "edge_agent", "--log-level", "WARNING", "demo", "--broker", "amqtt",
-         "--minutes", "6", "--visitors", "35", "--no-video", "--out", str(out)],
-        check=False, capture_output=True, text=True, timeout=240, cwd=REPO, env=env,
+         "--minutes", "6", "--visitors", "35", "--no-video", "--out", "demo"],
+        check=False, capture_output=True, text=True, timeout=240, cwd=tmp_path, env=env,
     )  # fmt: skip
     assert proc.returncode == 0, (proc.stderr[-3000:], proc.stdout[:3000])
     report = proc.stdout
@@ -249,7 +250,7 @@ def test_demo_runs_end_to_end_on_the_embedded_amqtt_broker(tmp_path: Path) -> No
     # What central really holds, read back from its database, kind by kind.
     from central.storage import open_storage
 
-    with open_storage(f"sqlite:///{out / 'central.db'}") as st:
+    with open_storage(f"sqlite://{out / 'central.db'}", must_exist=True) as st:
         assert {k: st.message_count(k) for k in by_kind} == by_kind
         assert st.seq_gaps() == []
         assert {d.device_id for d in st.devices()} == {"demo-edge", "demo-till"}
