@@ -85,7 +85,7 @@ def validate(topic: str, payload: bytes) -> Decoded:
 
 def _check_time(name: str, value: datetime) -> None:
     if not FIRST_TIME <= value < END_TIME:
-        raise WireError(f"{name}: {value.isoformat()} is outside the years 2000-2099")
+        raise WireError(f"{name}: {value.isoformat()} is outside the years 1970-2099")
 
 
 @dataclass

@@ -120,7 +120,7 @@ def _parse_row(row: list[str], cols: dict[str, int], zones: _Zones) -> PosRow:
             )
         ts = ts.replace(tzinfo=tz)
     if not FIRST_TIME <= ts < END_TIME:
-        raise ValueError(f"timestamp {raw_ts!r} is outside the years 2000-2099")
+        raise ValueError(f"timestamp {raw_ts!r} is outside the years 1970-2099")
     txn = row[cols["transaction_id"]].strip()
     if not txn or len(txn) > 128 or "\x00" in txn:
         raise ValueError(f"transaction id {txn[:40]!r} must be 1-128 characters")

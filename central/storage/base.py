@@ -33,8 +33,10 @@ Decoded = Summary | StockEventMsg | Status | PosTransaction
 
 # The times storage takes (ingest and the POS import reject the rest): the wire format takes
 # any year, but an epoch second from year 1 or 9999 overflows datetime when a report or an
-# export turns it back (one such row broke every later export). No store has data outside.
-FIRST_TIME = datetime(2000, 1, 1, tzinfo=UTC)
+# export turns it back (one such row broke every later export). 1970 stays in: a Pi without
+# a real-time clock sends from 1970 until NTP sets its clock, and those messages still fill
+# their places in the device's sequence.
+FIRST_TIME = datetime(1970, 1, 1, tzinfo=UTC)
 END_TIME = datetime(2100, 1, 1, tzinfo=UTC)
 
 

@@ -58,7 +58,7 @@ def test_report_on_an_unknown_store_fails_and_names_the_known_ones(
         (["report", "--store", "s1", "--from", "2026-11-01", "--to", "2026-11-02",
           "--timezone", "Europe/Berln"], "unknown IANA time zone 'Europe/Berln'"),
         (["report", "--store", "s1", "--from", "0001-01-01", "--to", "2026-11-02"],
-         "0001-01-01 is outside 2000-01-01..2099-12-31"),
+         "0001-01-01 is outside 1970-01-01..2099-12-31"),
         (["report", "--store", "s1", "--from", "2026-11-01", "--to", "9999-12-31"],
          "9999-12-31 is outside"),
         (["report", "--store", "s1", "--from", "2026-13-01", "--to", "2026-11-02"],

@@ -37,11 +37,11 @@ OUT_OF_RANGE = [
      "interval_start: Input should be an ISO 8601 datetime with a timezone (Z for UTC), within "
      "the years 1-9999 in UTC"),
     ({"interval_start": "0001-01-01T00:00:00Z", "interval_end": "0001-01-01T00:01:00Z"},
-     "interval_start: 0001-01-01T00:00:00+00:00 is outside the years 2000-2099"),
+     "interval_start: 0001-01-01T00:00:00+00:00 is outside the years 1970-2099"),
     ({"interval_start": "9999-12-31T23:58:00Z", "interval_end": "9999-12-31T23:59:00Z"},
-     "outside the years 2000-2099"),
-    ({"interval_start": "1999-12-31T23:58:00Z", "interval_end": "1999-12-31T23:59:00Z"},
-     "outside the years 2000-2099"),
+     "outside the years 1970-2099"),
+    ({"interval_start": "1969-12-31T23:58:00Z", "interval_end": "1969-12-31T23:59:00Z"},
+     "outside the years 1970-2099"),
     ({"created_at": "9999-12-31T23:59:59-14:00"}, "created_at: Input should be an ISO 8601 "
      "datetime with a timezone (Z for UTC), within the years 1-9999 in UTC"),
     ({"created_at": "2150-01-01T00:00:00Z"}, "created_at: 2150-01-01T00:00:00+00:00 is outside"),
@@ -82,9 +82,18 @@ def test_pos_rows_outside_the_years_are_bad_rows(storage: Storage, tmp_path: Pat
     )
     result = import_pos_csv(storage, path)
     assert [(b.line, b.message) for b in result.bad_rows] == [
-        (2, "timestamp '0001-01-01T00:00:00+14:00' is outside the years 2000-2099"),
-        (3, "timestamp '9999-12-31T23:59:59Z' is outside the years 2000-2099"),
+        (2, "timestamp '0001-01-01T00:00:00+14:00' is outside the years 1970-2099"),
+        (3, "timestamp '9999-12-31T23:59:59Z' is outside the years 1970-2099"),
     ]
     assert result.imported == 1
     files = export(storage, tmp_path / "out", "csv")
     assert {f.table: f.rows for f in files}["pos_transactions"] == 1
+
+
+def test_a_pi_before_ntp_is_still_accepted() -> None:
+    """A Pi without a real-time clock sends from 1970 until NTP sets its clock: storage can
+    hold those times, and the messages fill their places in the device's sequence."""
+    msg = validate(TOPIC, with_fields(created_at="1970-01-01T00:02:05Z",
+                                      interval_start="1970-01-01T00:01:00Z",
+                                      interval_end="1970-01-01T00:02:00Z"))  # fmt: skip
+    assert msg.created_at.year == 1970
