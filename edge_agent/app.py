@@ -145,7 +145,7 @@ class AggregatorWorker(Worker):
             if item.reader_id in self.silent_readers:
                 self.silent_readers.discard(item.reader_id)
                 log.info("reader %s delivers batches again", item.reader_id)
-            self.engine.set_reader_health(item.reader_id, item.healthy, item.ts)
+            self.engine.set_reader_health(item.reader_id, item.healthy, item.ts, item.heard_ts)
             self.engine.ingest(item.reads)
         elif isinstance(item, SourceEnded):
             self.live_cameras.discard(item.source_id)

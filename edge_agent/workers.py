@@ -47,6 +47,7 @@ class ReaderBatch:
     ts: float
     reads: list[TagRead]
     healthy: bool
+    heard_ts: float | None = None  # the reader's last frame, if its frames prove it looks
 
 
 @dataclass(frozen=True, slots=True)
@@ -345,7 +346,8 @@ class ReaderWorker(Worker):
             self.last_data_mono = time.monotonic()
         if self._pending or now - self._last_put >= self.BATCH_EVERY_S:
             healthy = self.state == "connected"
-            self._put(self.out, ReaderBatch(self.cfg.id, now, self._pending, healthy))
+            batch = ReaderBatch(self.cfg.id, now, self._pending, healthy, self._reader.heard_ts)
+            self._put(self.out, batch)
             self._pending = []
             self._last_put = now
         if not self._reader.is_open:

@@ -119,6 +119,11 @@ class LlrpReader:
         return self._sock is not None
 
     @property
+    def heard_ts(self) -> float | None:
+        # LLRP readers send keepalives while they run: silence is never normal.
+        return self.parser.last_frame_ts
+
+    @property
     def failed_attempts(self) -> int:
         """Failed connection attempts since the last one that reached the run phase."""
         return self._failed_attempts

@@ -75,6 +75,12 @@ class ReaderSource(Protocol):
     @property
     def parser(self) -> FrameParser: ...
 
+    @property
+    def heard_ts(self) -> float | None:
+        """When the reader was last heard, if its frames keep coming while it works (it is
+        polled or sends heartbeats); None if it speaks only when a tag is there."""
+        ...
+
     def poll(self, now: float) -> list[TagRead]: ...
 
     def health(self, now: float) -> ReaderHealth: ...
@@ -124,6 +130,10 @@ class SerialReader:
     @property
     def is_open(self) -> bool:
         return self._ser is not None
+
+    @property
+    def heard_ts(self) -> float | None:
+        return self.parser.last_frame_ts if self.spec.idle_frames else None
 
     def poll(self, now: float) -> list[TagRead]:
         """Read what the port has (waiting up to `read_timeout_s`) and return the tag reads."""

@@ -20,6 +20,9 @@
 * It is removed only after going unread for its window (`presence.TagState.expiry_s`) while
   every reader of its zone is healthy and has been healthy for a full `absence_timeout_s`:
   a reader outage freezes its zones, and after a reconnect departures wait one full window.
+  A reader that proves it is looking (`heard_ts`: its last frame, from a reader that always
+  answers) must also have been heard after the window ended: a reader that hangs is still
+  "connected" until it is found stale, and its items must not leave meanwhile.
 * Per GTIN and zone, the count drives stock_low / stock_out after `low_stock_hold_s`, and
   stock_restored once the count is back to threshold + 2 (hysteresis: a low level stays low at
   threshold + 1). Out of stock, any count above the threshold restores at once, and a count of
@@ -68,11 +71,14 @@ class _Antenna:
 
 
 class _Reader:
-    __slots__ = ("healthy", "healthy_since")
+    __slots__ = ("healthy", "healthy_since", "heard_ts")
 
     def __init__(self) -> None:
         self.healthy = True
         self.healthy_since: float | None = None  # set at the first tick or health report
+        # Its last frame, when the reader reports one that proves it is looking (None: it
+        # only speaks when a tag is there, so silence proves nothing either way).
+        self.heard_ts: float | None = None
 
 
 class _Level:
@@ -135,13 +141,19 @@ class StockEngine:
 
     # --- inputs ----------------------------------------------------------------------------
 
-    def set_reader_health(self, reader_id: str, healthy: bool, now: float) -> None:
+    def set_reader_health(
+        self, reader_id: str, healthy: bool, now: float, heard_ts: float | None = None
+    ) -> None:
+        """`heard_ts`: the time of the reader's last frame, for a reader whose frames keep
+        coming while it works (polled, or with heartbeats); None when it has no such frames."""
         r = self._readers.get(reader_id)
         if r is None:
             return
         if healthy and (not r.healthy or r.healthy_since is None):
             r.healthy_since = now
         r.healthy = healthy
+        if heard_ts is not None and (r.heard_ts is None or heard_ts > r.heard_ts):
+            r.heard_ts = heard_ts
 
     def ingest(self, reads: Iterable[TagRead]) -> None:
         antennas = self._antennas
@@ -209,6 +221,14 @@ class StockEngine:
     @property
     def tracked_tags(self) -> int:
         return len(self._tags)
+
+    def _heard_after(self, zone: str, ts: float) -> bool:
+        """Every reader of the zone that reports its frames was heard at or after `ts`."""
+        for rid in self._zone_readers.get(zone, ()):
+            heard = self._readers[rid].heard_ts
+            if heard is not None and heard < ts:
+                return False
+        return True
 
     def zone_healthy(self, zone: str, now: float, full_window: bool = False) -> bool:
         """All readers of the zone healthy (and, with `full_window`, for a whole window)."""
@@ -318,7 +338,12 @@ class StockEngine:
             ok = healthy_cache.get(zone)
             if ok is None:
                 ok = healthy_cache[zone] = self.zone_healthy(zone, now, full_window=True)
-            if not ok or unseen_s < tag.expiry_s():
+            expiry_s = tag.expiry_s()
+            if (
+                not ok
+                or unseen_s < expiry_s
+                or not self._heard_after(zone, tag.last_seen + expiry_s)
+            ):
                 continue
             gone.append(epc)
             self._count(tag.gtin, zone, -1)

@@ -164,6 +164,73 @@ def test_reader_outage_freezes_and_waits_a_full_window_after_reconnect() -> None
     assert run.engine.present_items() == {epc(2): "a"}
 
 
+def test_a_hung_reader_keeps_its_items_until_it_is_found_stale() -> None:
+    """A reader that always answers stops answering: it stays "connected" until its port
+    finds it stale (`stale_after_s` after its last frame, plus a batch), and a tag last read a
+    little before that frame reaches its removal window first. Its frames prove when it last
+    looked, so nothing leaves: the default windows are both 10 s."""
+    engine = StockEngine([reader()], {GTIN: 0})
+    now = T0
+    last_frame = T0
+    for k in range(40):  # tag 1 read each second, tag 2 only on even seconds
+        now += 1.0
+        last_frame = now
+        reads = [TagRead(epc(1), now - 0.35, "r1", 1, -50.0)]
+        if k % 2 == 0:
+            reads.append(TagRead(epc(2), now - 0.35, "r1", 1, -50.0))
+        engine.set_reader_health("r1", True, now, heard_ts=last_frame)
+        engine.ingest(reads)
+        assert not [e for e in engine.tick(now) if not isinstance(e, ItemArrived)]
+    events: list[StockEvent] = []
+    # Hung: no frame any more. Connected for stale_after_s (10 s) + a 0.5 s batch, then stale.
+    while now < last_frame + 10.5:
+        now += 0.25
+        engine.set_reader_health("r1", True, now, heard_ts=last_frame)
+        events += engine.tick(now)
+    while now < last_frame + 120:
+        now += 0.25
+        engine.set_reader_health("r1", False, now, heard_ts=last_frame)
+        events += engine.tick(now)
+    assert events == []
+    assert set(engine.present_items()) == {epc(1), epc(2)}
+    # Without its frames as evidence the same hang removed both items at 10 s, and the
+    # product went out of stock a minute later: the old behaviour, still what a reader that
+    # speaks only when a tag is there gets (heard_ts None).
+    blind = StockEngine([reader()], {GTIN: 0})
+    now = T0
+    for _ in range(40):
+        now += 1.0
+        blind.set_reader_health("r1", True, now)
+        blind.ingest([TagRead(epc(1), now - 0.35, "r1", 1, -50.0)])
+        blind.tick(now)
+    hung_at = now
+    removed = []
+    while now < hung_at + 10.5:
+        now += 0.25
+        blind.set_reader_health("r1", True, now)
+        removed += [e for e in blind.tick(now) if isinstance(e, ItemRemoved)]
+    assert [e.epc for e in removed] == [epc(1)]
+
+
+def test_a_reader_heard_after_the_window_still_removes_what_left() -> None:
+    engine = StockEngine([reader()], {GTIN: 0})
+    now = T0
+    for _ in range(40):
+        now += 1.0
+        engine.set_reader_health("r1", True, now, heard_ts=now)
+        engine.ingest([TagRead(epc(1), now, "r1", 1, -50.0), TagRead(epc(2), now, "r1", 1, -50.0)])
+        engine.tick(now)
+    left_at = now
+    removed: list[StockEvent] = []
+    for _ in range(60):  # item 1 taken away; the reader keeps answering with item 2
+        now += 1.0
+        engine.set_reader_health("r1", True, now, heard_ts=now)
+        engine.ingest([TagRead(epc(2), now, "r1", 1, -50.0)])
+        removed += [e for e in engine.tick(now) if isinstance(e, ItemRemoved)]
+    assert [e.epc for e in removed] == [epc(1)]
+    assert removed[0].ts - left_at <= 15.0
+
+
 def test_zone_of_an_offline_reader_does_not_lose_items_to_a_neighbour() -> None:
     r1 = reader("r1", zones=["a"])
     r2 = reader("r2", zones=["b"])
