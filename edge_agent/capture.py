@@ -34,6 +34,31 @@ log = logging.getLogger(__name__)
 Opener = Callable[[str | int, float, float], Any]
 
 
+class SteadyClock:
+    """Seconds since the epoch that never jump: the wall time when it was made plus the
+    monotonic time since.
+
+    Live frames are stamped with it. A Pi has no real-time clock, and NTP may step its wall
+    clock minutes or hours after the agent started: stamped with the wall clock, a step back
+    made the tracker refuse every frame, and a step forward was added to an open zone visit
+    as dwell. `offset_s()` is how far the wall clock has moved away since, to put the
+    pipeline's events back on the wall clock when they leave the camera.
+    """
+
+    def __init__(
+        self, wall: Callable[[], float] = time.time, mono: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._wall = wall
+        self._mono = mono
+        self._base_s = wall() - mono()
+
+    def __call__(self) -> float:
+        return self._base_s + self._mono()
+
+    def offset_s(self) -> float:
+        return self._wall() - self()
+
+
 class LiveCapture:
     """Threaded reader of a USB camera, /dev/video*, or rtsp/http stream.
 
@@ -44,7 +69,8 @@ class LiveCapture:
             an attempt fails, back to the initial value once frames flow again.
         max_reconnects: give up (state "failed") after this many reconnects in a row without a
             frame; None retries for ever, which is what a store camera wants.
-        clock: timestamp of each frame (seconds since the epoch by default).
+        clock: timestamp of each frame (by default a `SteadyClock`: seconds since the epoch
+            that do not jump when the wall clock is set).
     """
 
     def __init__(
@@ -56,7 +82,7 @@ class LiveCapture:
         backoff_initial_s: float = 0.5,
         backoff_max_s: float = 30.0,
         max_reconnects: int | None = None,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
         opener: Opener = open_capture,
         name: str | None = None,
     ) -> None:
@@ -66,7 +92,7 @@ class LiveCapture:
         self.backoff_initial_s = backoff_initial_s
         self.backoff_max_s = backoff_max_s
         self.max_reconnects = max_reconnects
-        self._clock = clock
+        self._clock = clock if clock is not None else SteadyClock()
         self._opener = opener
         self._stop = threading.Event()
         self._cond = threading.Condition()

@@ -17,13 +17,14 @@ import queue
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from rfid.config import ReaderConfig
 from rfid.events import TagRead
 from vision.config import CameraConfig
-from vision.events import VisionEvent
+from vision.events import VisionEvent, shifted
 
 log = logging.getLogger(__name__)
 
@@ -200,9 +201,10 @@ class CameraWorker(Worker):
         self._pipeline: Any = None
         self._last_ts = start_ts
         self._next_due_mono = 0.0
+        self._clock: Any = None  # live cameras: the SteadyClock their frames are stamped with
 
     def setup(self) -> None:
-        from edge_agent.capture import LiveCapture
+        from edge_agent.capture import LiveCapture, SteadyClock
         from vision.detector import OnnxDetector
         from vision.models import resolve_model
         from vision.pipeline import CameraPipeline
@@ -218,8 +220,12 @@ class CameraWorker(Worker):
             raise
         self._pipeline = CameraPipeline(self.cam, detector)
         if kind == "live":
+            self._clock = SteadyClock()
             self._source = LiveCapture(
-                self.cam.source, self.cam.stall_timeout_s, name=f"capture-{self.cam.id}"
+                self.cam.source,
+                self.cam.stall_timeout_s,
+                clock=self._clock,
+                name=f"capture-{self.cam.id}",
             ).start()
         elif kind == "images":
             try:
@@ -228,6 +234,7 @@ class CameraWorker(Worker):
                     self.cam.fps,
                     self.cam.realtime,
                     input_size=detector.input_size,
+                    stretch=detector.stretches_input,
                     start_ts=self.start_ts,
                 )
             except Exception:
@@ -285,18 +292,26 @@ class CameraWorker(Worker):
             self.inference_ms = (
                 ms if self.inference_ms is None else 0.9 * self.inference_ms + 0.1 * ms
             )
-        self._put(self.out, CameraBatch(self.cam.id, frame.ts, list(result.events)))
+        self._put(self.out, self._batch(frame.ts, result.events))
+
+    def _batch(self, ts: float, events: Iterable[VisionEvent]) -> CameraBatch:
+        """A batch on the wall clock: live frames carry steady time (`SteadyClock`), so their
+        events move by however far the wall clock has been set since the camera started."""
+        if self._clock is None:
+            return CameraBatch(self.cam.id, ts, list(events))
+        delta_s = self._clock.offset_s()
+        return CameraBatch(self.cam.id, ts + delta_s, [shifted(e, delta_s) for e in events])
 
     def teardown(self) -> None:
         if self._source is None:
             return
         if not self.ended and self._pipeline is not None:
             # Close the open zone visits so their dwell is counted in the final interval.
-            ts = time.time() if self.live else self._last_ts
+            ts = self._clock() if self._clock is not None else self._last_ts
             events = self._pipeline.close(ts)
             if events:
                 try:
-                    self.out.put_nowait(CameraBatch(self.cam.id, ts, list(events)))
+                    self.out.put_nowait(self._batch(ts, events))
                 except queue.Full:
                     self.errors["queue_full_at_stop"] += 1
         if self.live:

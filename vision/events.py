@@ -6,7 +6,7 @@ Every event carries the camera id and the timestamp of the frame that produced i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 Direction = Literal["in", "out"]
@@ -60,6 +60,17 @@ class ZoneOccupancy:
 
 VisionEvent = CrossingEvent | ZoneVisit | ZoneTransition | ZoneOccupancy
 
+
+def shifted(event: VisionEvent, delta_s: float) -> VisionEvent:
+    """The event with every time moved by `delta_s` (a visit keeps its dwell): from the
+    clock the frames were stamped with to the wall clock the intervals are kept in."""
+    if isinstance(event, ZoneVisit):
+        return replace(
+            event, entered_ts=event.entered_ts + delta_s, exited_ts=event.exited_ts + delta_s
+        )
+    return replace(event, ts=event.ts + delta_s)
+
+
 __all__ = [
     "CrossingEvent",
     "Direction",
@@ -67,4 +78,5 @@ __all__ = [
     "ZoneOccupancy",
     "ZoneTransition",
     "ZoneVisit",
+    "shifted",
 ]
