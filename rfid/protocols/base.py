@@ -11,7 +11,9 @@ the head of the buffer and stops at an incomplete candidate. The rules from the 
 
 Counters: `rejects[reason]` counts candidates that looked like frames (plausible header) but
 failed: bad_checksum, bad_length, bad_end, bad_hex, bad_payload, bad_tag_crc, wrong_address,
-truncated (a whole valid frame starts inside it), stale_partial (cut by silence), overflow.
+truncated (a whole valid frame starts inside it), stale_partial (cut by silence), overflow, and
+bad_epc_length (one per EPC outside `MIN_EPC_BYTES`..`MAX_EPC_BYTES` that a valid frame carried;
+the frame's other tags are kept).
 `discarded_bytes` counts bytes skipped as noise; `frames_ok` counts frames that passed every
 check, including ones that carry no tag (they prove the reader is alive).
 """
@@ -22,6 +24,15 @@ from rfid.events import TagRead
 
 DEFAULT_FRAME_TIMEOUT_S = 0.2
 MAX_BUFFER_BYTES = 8192
+# The EPCs the rest of the system can carry (the wire format's 4..124 hex digits). A Gen2 PC
+# word counts the EPC in 16-bit words, at most 31; a read outside this range is no item
+# anyone can look up, and it used to fail later, in the daemon, where it cost other messages.
+MIN_EPC_BYTES = 2
+MAX_EPC_BYTES = 62
+
+
+def epc_length_ok(n_bytes: int) -> bool:
+    return MIN_EPC_BYTES <= n_bytes <= MAX_EPC_BYTES
 
 
 class FrameParser:
@@ -96,4 +107,11 @@ class FrameParser:
         raise NotImplementedError
 
 
-__all__ = ["DEFAULT_FRAME_TIMEOUT_S", "MAX_BUFFER_BYTES", "FrameParser"]
+__all__ = [
+    "DEFAULT_FRAME_TIMEOUT_S",
+    "MAX_BUFFER_BYTES",
+    "MAX_EPC_BYTES",
+    "MIN_EPC_BYTES",
+    "FrameParser",
+    "epc_length_ok",
+]

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from rfid.crc import crc16_mcrf4xx, mcrf4xx_residue_ok
 from rfid.events import TagRead
-from rfid.protocols.base import DEFAULT_FRAME_TIMEOUT_S, FrameParser
+from rfid.protocols.base import DEFAULT_FRAME_TIMEOUT_S, FrameParser, epc_length_ok
 
 CMD_INVENTORY = 0x01
 CMD_READER_INFO = 0x21
@@ -122,21 +122,29 @@ class ChafonParser(FrameParser):
             if not epc:
                 self._reject("bad_payload")
                 return
+            if not epc_length_ok(len(epc)):
+                self._reject("bad_epc_length")
+                return
             self._accept(now)
             out.append(TagRead(epc.hex().upper(), now, self.reader_id, 1))
             return
         if recmd != CMD_INVENTORY or status not in _TAG_STATUSES:
             self._accept(now)  # no tag, other commands' answers: alive, nothing to read
             return
-        reads = self._inventory(frame[4:-2], now)
-        if reads is None:
+        records = self._inventory(frame[4:-2], now)
+        if records is None:
             self._reject("bad_payload")
             return
+        reads, bad_epc_lengths = records
+        # Counted only once the whole frame added up: a layout failure is one bad_payload.
+        for _ in range(bad_epc_lengths):
+            self._reject("bad_epc_length")
         self._accept(now)
         out.extend(reads)
 
-    def _inventory(self, data: bytearray, now: float) -> list[TagRead] | None:
-        """Tag records of an inventory response, or None when they do not add up."""
+    def _inventory(self, data: bytearray, now: float) -> tuple[list[TagRead], int] | None:
+        """Tag records of an inventory response and how many were left out for an EPC length
+        the system cannot carry, or None when the records do not add up."""
         end = len(data)
         antenna = 1
         if self.with_rssi:
@@ -156,6 +164,7 @@ class ChafonParser(FrameParser):
         reads: list[TagRead] = []
         extra = 1 if self.with_rssi else 0
         rid = self.reader_id
+        bad_epc_lengths = 0
         for _ in range(num):
             if i >= end:
                 return None
@@ -163,12 +172,16 @@ class ChafonParser(FrameParser):
             stop = i + 1 + ln
             if ln == 0 or stop + extra > end:
                 return None
-            rssi = data[stop] if extra else None
-            reads.append(TagRead(data[i + 1 : stop].hex().upper(), now, rid, antenna, None, rssi))
+            if epc_length_ok(ln):
+                rssi = data[stop] if extra else None
+                epc = data[i + 1 : stop].hex().upper()
+                reads.append(TagRead(epc, now, rid, antenna, None, rssi))
+            else:
+                bad_epc_lengths += 1
             i = stop + extra
         if i != end:
             return None
-        return reads
+        return reads, bad_epc_lengths
 
 
 def build_frame(address: int, cmd: int, data: bytes = b"") -> bytes:

@@ -25,7 +25,8 @@ reconnects, which resyncs for certain where a search through corrupt data may no
 A TCP stream does not lose bytes, so unlike a serial line silence never cuts a message here.
 Rejections (`rejects`): bad_version, bad_length, bad_payload (parameters do not nest, unknown
 TV type), truncated, no_epc (a TagReportData without an EPC, skipped on its own),
-control_overflow (messages not taken by the connection layer).
+bad_epc_length (an EPCData outside 2..62 bytes, skipped on its own: the system cannot carry
+it), control_overflow (messages not taken by the connection layer).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from rfid.events import TagRead
-from rfid.protocols.base import FrameParser
+from rfid.protocols.base import FrameParser, epc_length_ok
 
 VERSION = 1  # LLRP 1.0.1
 HEADER_LEN = 10
@@ -547,7 +548,7 @@ class LlrpParser(FrameParser):
         """Tag reads of an RO_ACCESS_REPORT body into `out` (None: only validate)."""
         buf = self._buf
         rid = self.reader_id
-        missing = 0
+        missing = bad_length = 0
         while i < end:
             b = buf[i]
             if b & 0x80 or end - i < 4:
@@ -560,12 +561,16 @@ class LlrpParser(FrameParser):
                 fields = _tag_fields(buf, i + 4, i + n)
                 if fields is None:
                     missing += 1
+                elif not epc_length_ok(len(fields[0]) // 2):
+                    bad_length += 1
                 elif out is not None:
                     out.append(TagRead(fields[0], now, rid, fields[1] or 0, fields[2]))
             i += n
         if out is not None:
             for _ in range(missing):
                 self._reject("no_epc")
+            for _ in range(bad_length):
+                self._reject("bad_epc_length")
 
 
 # --- encoders ---------------------------------------------------------------------------------

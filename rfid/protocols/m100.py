@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from rfid.crc import crc16_genibus
 from rfid.events import TagRead
-from rfid.protocols.base import FrameParser
+from rfid.protocols.base import FrameParser, epc_length_ok
 
 HEADER = 0xBB
 END = 0x7E
@@ -103,7 +103,10 @@ class M100Parser(FrameParser):
                 self._reject("bad_payload")
                 return
             epc_len = (params[1] >> 3) * 2  # (PC >> 11) * 2, PC big-endian
-            if epc_len == 0 or len(params) != epc_len + 5:
+            if not epc_length_ok(epc_len):  # 5 bits of words: only 0 is out of range
+                self._reject("bad_epc_length")
+                return
+            if len(params) != epc_len + 5:
                 self._reject("bad_payload")
                 return
             crc_at = 3 + epc_len
