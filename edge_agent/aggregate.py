@@ -150,6 +150,9 @@ class Aggregator:
         self._open = self._new(start_ts, start_ts)
         self.dirty = False
         self.unknown_events = 0
+        # Events that could not become a wire message (a value the format refuses), dropped
+        # alone: raising would also lose every message closed with them (see `_unsendable`).
+        self.invalid_messages: dict[str, int] = {"stock_event": 0, "summary": 0}
 
     # -- intervals ---------------------------------------------------------------------------
     def _new(self, start: float, at: float) -> _Open:
@@ -175,12 +178,12 @@ class Aggregator:
                 now - self._open.end,
             )
             if self._open.last_ts > self._open.start:
-                out.append(self._summary(self._open, end=self._open.last_ts))
+                out.extend(self._close(self._open, end=self._open.last_ts))
             self._open = self._new(now, now)
             self.dirty = True
             return out
         while now >= self._open.end:
-            out.append(self._summary(self._open, end=self._open.end))
+            out.extend(self._close(self._open, end=self._open.end))
             self._open = self._new(self._open.end, self._open.end)
         self._open.last_ts = now
         self.dirty = True
@@ -191,7 +194,7 @@ class Aggregator:
         out = self.tick(now)
         end = max(now, self._open.last_ts)
         if end > self._open.start:
-            out.append(self._summary(self._open, end=min(end, self._open.end)))
+            out.extend(self._close(self._open, end=min(end, self._open.end)))
             self._open = self._new(end, end)
             self.dirty = True
         return out
@@ -201,7 +204,11 @@ class Aggregator:
         """Add one event. Stock events come straight back as messages; an event later than the
         open interval first closes the intervals before it."""
         if isinstance(event, StockEvent):
-            return [self.stock_message(event)]
+            try:
+                return [self.stock_message(event)]
+            except ValueError as exc:  # pydantic's ValidationError is a ValueError
+                self._unsendable("stock_event", repr(event), exc)
+                return []
         ts = getattr(event, "exited_ts", None) or getattr(event, "ts", None)
         if not isinstance(ts, float | int):
             self.unknown_events += 1
@@ -258,7 +265,23 @@ class Aggregator:
             fields.update(gtin=ev.gtin, count=ev.count)
         return wire.StockEventMsg(**fields)
 
+    def _unsendable(self, kind: str, what: str, exc: ValueError) -> None:
+        """Count and log a message that cannot be built. The caller drops it: the interval or
+        event it came from is already closed, and every message closed with it must still
+        reach the outbox."""
+        self.invalid_messages[kind] += 1
+        log.error("dropping a %s the wire format refuses: %s: %s", kind, what, exc)
+
     # -- summaries -----------------------------------------------------------------------------
+    def _close(self, o: _Open, end: float) -> list[wire.Summary]:
+        """The summary of an interval being closed, or nothing if it cannot be built: the
+        aggregator moves past the interval either way, so a bad value cannot stop it forever."""
+        try:
+            return [self._summary(o, end)]
+        except ValueError as exc:
+            self._unsendable("summary", f"interval {_utc(o.start)}..{_utc(end)}", exc)
+            return []
+
     def _summary(self, o: _Open, end: float) -> wire.Summary:
         if end <= o.start:
             end = o.start + 0.001  # a degenerate interval still carries its counts
@@ -345,7 +368,7 @@ class Aggregator:
         if end <= old.start and not (old.lines or old.dwell_s or old.transitions or old.occ_n):
             return []
         self.dirty = True
-        return [self._summary(old, end=end)]
+        return self._close(old, end=end)
 
 
 def summary_totals(summaries: list[wire.Summary]) -> dict[str, Any]:

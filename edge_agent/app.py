@@ -121,8 +121,13 @@ class AggregatorWorker(Worker):
         self._commit(list(recovered), force=True)
         self.state = "running"
 
-    def _drain(self) -> list[wire.Summary | wire.StockEventMsg]:
-        msgs: list[wire.Summary | wire.StockEventMsg] = []
+    def _drain(
+        self, msgs: list[wire.Summary | wire.StockEventMsg] | None = None
+    ) -> list[wire.Summary | wire.StockEventMsg]:
+        """Handle what the queues hold, appending to `msgs` as it goes: an item that raises
+        leaves what was produced before it in the caller's list."""
+        if msgs is None:
+            msgs = []
         for q in self.queues.values():
             for _ in range(QUEUE_ITEMS):
                 try:
@@ -157,16 +162,24 @@ class AggregatorWorker(Worker):
             # Raises while the outbox still fails: the worker backs off (up to 30 s) and the
             # sources wait on their full queues, so what is unsaved cannot grow.
             self._commit([])
-        msgs = self._drain()
-        now = time.time()
-        if self.engine is not None:
-            self._flag_silent_readers(now)
-            for ev in self.engine.tick(now):
-                msgs.extend(self.agg.add(ev))
-        if self.mode == "wall":
-            msgs.extend(self.agg.tick(now))
-        elif self.live_cameras and set(self.watermarks) >= self.live_cameras:
-            msgs.extend(self.agg.tick(min(self.watermarks.values())))
+        msgs: list[wire.Summary | wire.StockEventMsg] = []
+        try:
+            self._drain(msgs)
+            now = time.time()
+            if self.engine is not None:
+                self._flag_silent_readers(now)
+                for ev in self.engine.tick(now):
+                    msgs.extend(self.agg.add(ev))
+            if self.mode == "wall":
+                msgs.extend(self.agg.tick(now))
+            elif self.live_cameras and set(self.watermarks) >= self.live_cameras:
+                msgs.extend(self.agg.tick(min(self.watermarks.values())))
+        except Exception:
+            # One item failed (it is gone from its queue; the run loop counts the error and
+            # backs off). The aggregator has moved past the intervals closed before it, so
+            # their summaries exist only here.
+            self._commit(msgs)
+            raise
         self._commit(msgs)
         if not msgs:
             # Sources deliver at most a few batches per second; 0.25 s keeps interval ends
@@ -316,6 +329,7 @@ class Agent:
                 "state": self.aggregator.state,
                 "errors": dict(self.aggregator.errors),
                 "unknown_events": self.aggregator.agg.unknown_events,
+                "invalid_messages": dict(self.aggregator.agg.invalid_messages),
                 "unsaved_messages": len(self.aggregator.unsaved),
                 "outbox_append_failures": self.aggregator.append_failures,
                 "silent_readers": sorted(self.aggregator.silent_readers),
