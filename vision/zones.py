@@ -7,6 +7,10 @@ an open visit's track was last seen (a track lost and re-found as a new id), the
 handed over instead of starting a second one. A closed visit is reported as a ZoneVisit
 (exited at the last time seen inside) if it lasted at least min_visit_s. Occupancy counts
 the open visits, so a person hidden behind a pillar for a second still counts.
+
+Time without frames (a stalled stream, a camera reconnect) is time unseen like any other: the
+visits it outlasts are closed at the start of the next update, before its anchors can extend
+them or a new track id at the same spot can inherit them.
 """
 
 from __future__ import annotations
@@ -89,6 +93,19 @@ class ZoneCounter:
         heights = (tracks.xyxy[keep, 3] - tracks.xyxy[keep, 1]).astype(np.float64)
         ids = [int(t) for t in tracks.track_ids[keep]]
         present = set(ids)
+        # Expire first: checked after this frame's anchors, a visit unseen through a gap in the
+        # frames (60 s of stalled stream) was extended across the whole gap, or handed to
+        # whoever stood at the same spot afterwards.
+        for z, cfg in enumerate(self.configs):
+            visits = self._open[z]
+            expired = [
+                tid for tid, v in visits.items() if ts - v.last_inside_ts > cfg.occlusion_grace_s
+            ]
+            for tid in expired:
+                closed = self._closed(z, visits.pop(tid))
+                if closed is not None:
+                    events.append(closed)
+        self._prune_last_zone(ts)
         counts: dict[str, int] = {}
         for z, (cfg, poly) in enumerate(zip(self.configs, self.polygons, strict=True)):
             inside = poly.contains(anchors) if ids else np.zeros(0, dtype=bool)
@@ -118,15 +135,7 @@ class ZoneCounter:
                 visit.last_point = anchors[i].copy()
                 visit.height_px = float(heights[i])
                 self._last_zone[tid] = (z, ts)
-            expired = [
-                tid for tid, v in visits.items() if ts - v.last_inside_ts > cfg.occlusion_grace_s
-            ]
-            for tid in expired:
-                closed = self._closed(z, visits.pop(tid))
-                if closed is not None:
-                    events.append(closed)
             counts[cfg.id] = len(visits)
-        self._prune_last_zone(ts)
         events.append(ZoneOccupancy(camera_id=self.camera_id, ts=ts, counts=counts))
         return events
 

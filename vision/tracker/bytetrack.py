@@ -4,8 +4,11 @@ Per update: predict every live track to the frame time, associate high-score det
 tracked and lost tracks, then low-score detections with the tracks still unmatched (this keeps
 an identity through frames where a person is partly hidden and scores low), then let
 tentative tracks claim what is left. Unmatched high-score detections above new_track_score
-start tentative tracks, confirmed after confirm_frames hits. A lost track is kept lost_s
-seconds for re-identification, then dropped with all its memory.
+start tentative tracks, confirmed after confirm_frames hits. A track unseen for more than lost_s
+seconds is dropped with all its memory before the next matching, whether it was marked lost
+frame by frame or the frames stopped (a stalled stream: matched across such a gap, whoever
+stands where the track was last seen would take over its id). Seen means matched, or held
+through a gap the caller saw to be still (below).
 
 Time is passed in (ts, seconds), so skipped frames are handled by predicting over the real
 interval. A gap the caller saw to be still (a motion gate skipped the frames: nobody moved) is
@@ -49,7 +52,8 @@ class _Track:
     score: float
     hits: int
     state: TrackState
-    lost_since_ts: float = 0.0
+    # last time the person was known to be there: matched, or held through a still gap
+    seen_ts: float
 
 
 class ByteTracker:
@@ -85,6 +89,14 @@ class ByteTracker:
         for i, t in enumerate(self._tracks):
             t.mean, t.cov, t.predicted_ts = means[i], covs[i], ts
 
+    def _drop_unseen(self, ts: float, still_until_ts: float | None) -> None:
+        if still_until_ts is not None:
+            held_ts = min(still_until_ts, ts)
+            for t in self._tracks:
+                if t.state is not TrackState.LOST:
+                    t.seen_ts = max(t.seen_ts, held_ts)
+        self._tracks = [t for t in self._tracks if ts - t.seen_ts <= self.cfg.lost_s]
+
     def _check_time(self, ts: float) -> None:
         if self._last_ts is not None and ts < self._last_ts:
             raise ValueError(f"timestamps must not go backwards ({ts} < {self._last_ts})")
@@ -103,6 +115,7 @@ class ByteTracker:
         for i, t in enumerate(tracks):
             t.mean, t.cov = means[i], covs[i]
             t.matched_ts = ts
+            t.seen_ts = ts
             t.score = float(scores[idx[i]])
             t.hits += 1
             if t.state is TrackState.LOST or (
@@ -133,6 +146,7 @@ class ByteTracker:
         None, for a gap of unknown motion (occlusion, dropped frames), predicts over it all.
         """
         self._check_time(ts)
+        self._drop_unseen(ts, still_until_ts)
         self._predict(ts, still_until_ts)
         xyxy = dets.xyxy.astype(np.float64)
         scores = dets.scores.astype(np.float64)
@@ -161,14 +175,8 @@ class ByteTracker:
 
         for t in unmatched_tracked:
             t.state = TrackState.LOST
-            t.lost_since_ts = ts
         dead_ids = {id(t) for t in dead_tentative}
-        self._tracks = [
-            t
-            for t in self._tracks
-            if id(t) not in dead_ids
-            and not (t.state is TrackState.LOST and ts - t.lost_since_ts > self.cfg.lost_s)
-        ]
+        self._tracks = [t for t in self._tracks if id(t) not in dead_ids]
 
         new_idx = high_left[scores[high_left] >= self.cfg.new_track_score]
         if new_idx.size:
@@ -185,6 +193,7 @@ class ByteTracker:
                         score=float(scores[d]),
                         hits=1,
                         state=state,
+                        seen_ts=ts,
                     )
                 )
                 self._next_id += 1
