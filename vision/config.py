@@ -5,11 +5,15 @@ Pure pydantic: validating a camera needs no camera, model file or network.
 
 from __future__ import annotations
 
+import math
 import os
+from collections.abc import Sequence
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
+
+from vision.geometry import self_intersections
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
 Point = Annotated[
@@ -54,7 +58,12 @@ class LineConfig(_Section):
 
 class ZoneConfig(_Section):
     id: str = Field(pattern=ID_PATTERN, description="zone name, unique within the camera")
-    polygon: list[Point] = Field(description="at least 3 points [[x, y], ...] in pixels")
+    polygon: list[Point] = Field(
+        description=(
+            "at least 3 corners [[x, y], ...] in pixels, in order around the zone (clockwise "
+            "or anticlockwise); an outline that crosses or touches itself is rejected"
+        )
+    )
     min_visit_s: float = Field(
         default=1.0, ge=0, description="visits shorter than this are not counted as dwell"
     )
@@ -69,7 +78,67 @@ class ZoneConfig(_Section):
     def _polygon(cls, v: list[list[float]]) -> list[list[float]]:
         if len(v) < 3:
             raise ValueError(f"a zone polygon needs at least 3 points, got {len(v)}")
+        problem = _outline_problem(v)
+        if problem is not None:
+            raise ValueError(problem)
         return v
+
+
+def _cross(a: Sequence[float], b: Sequence[float], p: Sequence[float]) -> float:
+    return (b[0] - a[0]) * (p[1] - a[1]) - (b[1] - a[1]) * (p[0] - a[0])
+
+
+def _pt(p: Sequence[float]) -> str:
+    return f"[{p[0]:g}, {p[1]:g}]"
+
+
+def _outline_problem(points: list[list[float]]) -> str | None:
+    """Why the points do not outline one area, in a technician's words, or None.
+
+    Containment is even-odd, so corners listed in "Z" order (a bow-tie) cover two triangles
+    instead of the rectangle, and a pentagram's centre counts as outside: both were accepted.
+    """
+    # a point repeated right after itself (or the first repeated at the end to close the
+    # outline) is harmless to containment; only the distinct corners are checked
+    v = [p for k, p in enumerate(points) if p != points[k - 1]] or points[:1]
+    a = v[0]
+    far = max(v, key=lambda p: math.hypot(p[0] - a[0], p[1] - a[1]))
+    extent = math.hypot(far[0] - a[0], far[1] - a[1])
+    off_line = max(abs(_cross(a, far, p)) for p in v)
+    if off_line <= 1e-9 * extent**2:
+        return (
+            "the zone has no area: its points lie on one line; give at least 3 corners of "
+            "the area, in order around it"
+        )
+    crossings = self_intersections(v)
+    if not crossings:
+        return None
+    i, j = crossings[0]
+    n = len(v)
+    first, second = (v[i], v[(i + 1) % n]), (v[j], v[(j + 1) % n])
+    if j - i == 1 or (i == 0 and j == n - 1):
+        how = "doubles back over"
+    elif _cross(*first, second[0]) * _cross(*first, second[1]) < 0 and (
+        _cross(*second, first[0]) * _cross(*second, first[1]) < 0
+    ):
+        how = "crosses"
+    else:
+        how = "touches"
+    message = (
+        f"the zone's outline {how} itself: the edge from {_pt(first[0])} to {_pt(first[1])} "
+        f"meets the edge from {_pt(second[0])} to {_pt(second[1])}. List the corners in order "
+        "around the zone (clockwise or anticlockwise), not across it"
+    )
+    # sorted by angle around their centre the corners outline a star-shaped area; offered only
+    # when that is a valid outline, starting from the technician's first corner
+    cx = sum(p[0] for p in v) / n
+    cy = sum(p[1] for p in v) / n
+    order = sorted(range(n), key=lambda k: math.atan2(v[k][1] - cy, v[k][0] - cx))
+    start = order.index(0)
+    ordered = [v[k] for k in order[start:] + order[:start]]
+    if not self_intersections(ordered):
+        message += f"; in that order these corners are [{', '.join(map(_pt, ordered))}]"
+    return message
 
 
 class DetectorConfig(_Section):

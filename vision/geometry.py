@@ -141,4 +141,34 @@ def points_in_polygon(points: npt.ArrayLike, vertices: npt.ArrayLike) -> Bools:
     return np.asarray(np.count_nonzero(hits, axis=1) % 2 == 1, dtype=np.bool_)
 
 
-__all__ = ["Line", "Polygon", "points_in_polygon", "segments_intersect"]
+def self_intersections(vertices: npt.ArrayLike) -> list[tuple[int, int]]:
+    """Pairs (i, j), i < j, of edges of the closed outline that meet where they should not.
+
+    Edge i runs from vertex i to vertex i+1 (the last back to the first). Non-adjacent edges
+    must not share any point; adjacent edges only their common vertex, so a pair of adjacent
+    edges is listed when the outline doubles back along itself there. Even-odd containment
+    on such an outline covers a different area than the one the points were meant to enclose.
+    """
+    v = _points(vertices)
+    n = len(v)
+    a, b = v, np.roll(v, -1, axis=0)
+    meets = segments_intersect(a[:, None, :], b[:, None, :], a[None, :, :], b[None, :, :])
+    i, j = np.triu_indices(n, k=2)
+    hit = meets[i, j] & ~((i == 0) & (j == n - 1))  # the last edge is adjacent to the first
+    pairs = {(int(x), int(y)) for x, y in zip(i[hit], j[hit], strict=True)}
+    # adjacent edges a->b, b->c overlap when c lies back along b->a
+    c = np.roll(v, -2, axis=0)
+    back = (_orient(a, b, c) == 0) & (np.einsum("ij,ij->i", b - a, c - b) < 0)
+    for k in np.flatnonzero(back):
+        k1 = (int(k) + 1) % n
+        pairs.add((min(int(k), k1), max(int(k), k1)))
+    return sorted(pairs)
+
+
+__all__ = [
+    "Line",
+    "Polygon",
+    "points_in_polygon",
+    "segments_intersect",
+    "self_intersections",
+]
