@@ -8,6 +8,7 @@ never raises for bad data. Live cameras are read on their own thread by the appl
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -412,11 +413,36 @@ class ImageDirSource:
         self.state = "ended"
 
 
+class _SlotGrid:
+    """Which frames of a file keep the processing rate: the first at or after each k / fps.
+
+    The next slot used to be the kept frame's time + 1/fps with half a file frame of
+    tolerance, which kept frames early: a 25 fps file at fps 10 gave 11.5 frames/s. On a fixed
+    grid the intervals vary (0.08 s and 0.12 s) but average exactly 1/fps. After a gap in the
+    file (a corrupt stretch) the grid moves on to the first slot after the kept frame, so the
+    missed slots are not made up by a burst of consecutive frames.
+    """
+
+    # frame times are k / file_fps, slots k / fps: equal ones may differ by rounding
+    _EPS_S = 1e-6
+
+    def __init__(self, fps: float) -> None:
+        self.period_s = 1.0 / fps
+        self._slot = 0
+
+    def keep(self, ts: float) -> bool:
+        if ts < self._slot * self.period_s - self._EPS_S:
+            return False
+        self._slot = max(self._slot + 1, math.floor(ts / self.period_s + self._EPS_S) + 1)
+        return True
+
+
 class VideoFileSource:
     """A video file, decoded with OpenCV/FFmpeg; frames numbered from 1, ts from the file.
 
-    fps below the file's rate drops frames evenly (processing 10 fps out of a 25 fps file);
-    fps None keeps every frame.
+    fps below the file's rate drops frames evenly (processing 10 fps out of a 25 fps file):
+    the first frame at or after each slot of a fixed grid (k / fps) is kept, so a file yields
+    the configured rate however its own rate divides into it. fps None keeps every frame.
     """
 
     # A corrupt stretch longer than this many frames is treated as the end of the file.
@@ -444,7 +470,7 @@ class VideoFileSource:
         self._frame_count = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         self.start_ts = start_ts
         self._number = 0
-        self._next_ts = 0.0
+        self._slots = _SlotGrid(self.fps)
         self._pacer = _Pacer(realtime, clock, sleep)
         self.state: SourceState = "connected"
         self.counters = SourceCounters()
@@ -469,11 +495,9 @@ class VideoFileSource:
                 continue
             failures = 0
             file_ts = (self._number - 1) / self.file_fps
-            # Keep a frame when its time reaches the next slot of the processing rate.
-            if file_ts + 0.5 / self.file_fps < self._next_ts:
+            if not self._slots.keep(file_ts):
                 self.counters.dropped += 1
                 continue
-            self._next_ts = file_ts + 1.0 / self.fps
             ts = self.start_ts + file_ts
             self._pacer.wait_until(ts)
             self.counters.frames += 1
