@@ -143,6 +143,13 @@ class Letterboxer:
         cv2.split(hwc, [plane[rows] for plane in self._planes])
 
     def __call__(self, frame: Image, source_scale: float = 1.0) -> tuple[F32, LetterboxMeta]:
+        # A grey or BGRA frame was resized beside the canvas, not into it, and gave 0 boxes
+        # with no error; an empty one raised ZeroDivisionError in letterbox_geometry.
+        if frame.ndim != 3 or frame.shape[2] != 3 or frame.size == 0:
+            raise ValueError(
+                f"the detector needs a non-empty 3-channel BGR frame (height, width, 3), "
+                f"got an array of shape {frame.shape}"
+            )
         height, width = frame.shape[:2]
         if self._geometry_key != (width, height):
             self._geometry = letterbox_geometry(width, height, self.spec)
