@@ -18,13 +18,21 @@ Payloads are stored zlib-compressed (level 1): a busy 4-camera summary is ~4.3 k
 wears less, and the cap holds eight times more. ``pending()`` hands back the JSON as published.
 
 Cap policy (``max_bytes`` over the stored, compressed payload bytes plus a fixed per-row
-overhead, see :func:`stored_bytes`; and ``max_age_s`` over ``created_at``):
+overhead, see :func:`stored_bytes`; and ``max_age_s`` over the device's *run time*):
 
 * When an append would exceed ``max_bytes``, the oldest *summaries* are deleted first; stock
   events are deleted (oldest first) only when no summary is left. A stock event is a fact that
   something changed; a summary is one of many counts, and losing the oldest hurts least.
 * Messages older than ``max_age_s`` are deleted by :meth:`prune_age` whatever their kind.
 * Every drop is counted per reason and kind in ``meta`` (persisted), and reported in health.
+
+Ages are measured in device run time, not by the wall clock: a Pi has no real-time clock, boots
+with a stale time and NTP then steps it forward, possibly by more than ``max_age_s``; judged by
+``created_at`` every row written before the step would be dropped at once. The run time is an
+accumulated counter in ``meta`` (``run_time_ms``), advanced from ``time.monotonic()`` deltas and
+saved at every commit, so it survives restarts and never jumps; each row is stamped with it
+(``run_at_s``). Time the device was off does not count, and the time since the last commit
+before a crash is lost: both make rows look younger, never older.
 
 The open aggregation interval is checkpointed in the ``state`` table in the same transaction
 as the summaries, so "summary emitted" and "counts reset" can never be seen apart.
@@ -37,7 +45,7 @@ import sqlite3
 import threading
 import time
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,10 +59,12 @@ Message = wire.Summary | wire.StockEventMsg | wire.Status | wire.PosTransaction
 ROW_OVERHEAD_BYTES = 160
 # Drop in chunks so a full outbox does not pay one DELETE per append.
 _DROP_CHUNK_ROWS = 64
-# (seq, msg_id, kind, topic, payload, created_at)
-_Row = tuple[int, str, str, str, bytes, float]
+# (seq, msg_id, kind, topic, payload, created_at, run_at_s)
+_Row = tuple[int, str, str, str, bytes, float, float]
 
-SCHEMA_VERSION = 1
+# 1: first release. 2: rows carry run_at_s (device run time at append); ages use it.
+SCHEMA_VERSION = 2
+# Fresh files get the current tables; older ones are brought up by _migrate().
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -63,14 +73,10 @@ CREATE TABLE IF NOT EXISTS messages (
     kind TEXT NOT NULL,
     topic TEXT NOT NULL,
     payload BLOB NOT NULL,  -- zlib-compressed JSON, exactly as wire.encode() made it
-    created_at REAL NOT NULL
+    created_at REAL NOT NULL,  -- wall clock, informative only (see the module docstring)
+    run_at_s REAL NOT NULL DEFAULT 0  -- device run time at append: what ages are measured by
 );
 CREATE INDEX IF NOT EXISTS messages_kind ON messages(kind, id);
--- The age cap looks rows up by created_at: without this index every prune read the whole
--- table. Not the id order: a device without a real-time clock can start with its clock behind
--- and jump forward, so created_at does not always grow with id. Added with IF NOT EXISTS,
--- which is compatible with older agents, so the schema version stays.
-CREATE INDEX IF NOT EXISTS messages_created ON messages(created_at);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
@@ -120,17 +126,21 @@ class Outbox:
         max_bytes: int = 256 * 1024 * 1024,
         max_age_s: float = 30 * 86400,
         clock: Any = time.time,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+        busy_timeout_s: float = 30.0,
     ) -> None:
         self.path = Path(path)
         self.max_bytes = max_bytes
         self.max_age_s = max_age_s
-        self._clock = clock
+        self._clock = clock  # wall clock: created_at only
+        self._monotonic = monotonic  # run time: ages
         self._lock = threading.Lock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # isolation_level=None: we issue BEGIN IMMEDIATE ourselves, so a transaction's extent
         # is exactly what the code shows.
         self._db = sqlite3.connect(
-            str(self.path), isolation_level=None, check_same_thread=False, timeout=30.0
+            str(self.path), isolation_level=None, check_same_thread=False, timeout=busy_timeout_s
         )
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
@@ -140,7 +150,9 @@ class Outbox:
                 f"{self.path} was written by a newer footfall (outbox schema {version})"
             )
         self._db.executescript(_SCHEMA)
-        self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        self._mono_at_open = float(self._monotonic())
+        self._run_base_s = self._meta_get("run_time_ms") / 1000.0
+        self._migrate()
         row = self._db.execute(
             "SELECT COALESCE(SUM(LENGTH(payload)), 0), COUNT(*) FROM messages"
         ).fetchone()
@@ -152,6 +164,47 @@ class Outbox:
         self._first_seq_this_run = int(next_seq[0]) if next_seq else 1
         self._db.execute("DELETE FROM meta WHERE key = 'run_dropped'")
         self._closed = False
+
+    def _migrate(self) -> None:
+        """Bring an older file to SCHEMA_VERSION in one transaction (old rows keep working)."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            columns = {str(r[1]) for r in self._db.execute("PRAGMA table_info(messages)")}
+            if "run_at_s" not in columns:
+                # 1 -> 2. An old row's wall-clock age cannot be trusted (the very problem), so
+                # it is stamped as written now: kept at most max_age_s of run time more, never
+                # dropped early. The byte cap still bounds the backlog.
+                self._db.execute("ALTER TABLE messages ADD COLUMN run_at_s REAL NOT NULL DEFAULT 0")
+                self._db.execute("UPDATE messages SET run_at_s = ?", (self._run_time_s(),))
+            # Prune and the oldest-age figure look rows up by run_at_s (without an index every
+            # prune read the whole table). The created_at index of version 1 served the same
+            # purpose and is now only write cost.
+            self._db.execute("DROP INDEX IF EXISTS messages_created")
+            self._db.execute("CREATE INDEX IF NOT EXISTS messages_run_at ON messages(run_at_s)")
+            self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            self._db.execute("COMMIT")
+        except BaseException:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise
+
+    # -- run time ----------------------------------------------------------------------------------
+    def _run_time_s(self) -> float:
+        """Seconds this device has run with this outbox, over all restarts."""
+        return self._run_base_s + max(0.0, float(self._monotonic()) - self._mono_at_open)
+
+    def _save_run_time(self) -> float:
+        """Persist the run time in the current transaction (lock held); returns it.
+
+        MAX: another process on the same file (a CLI next to the daemon) never moves it back.
+        """
+        run_s = self._run_time_s()
+        self._db.execute(
+            "INSERT INTO meta(key, value) VALUES ('run_time_ms', ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = MAX(value, excluded.value)",
+            (int(run_s * 1000),),
+        )
+        return run_s
 
     # -- meta helpers (call with the lock held, inside a transaction) --------------------------
     def _meta_get(self, key: str, default: int = 0) -> int:
@@ -217,6 +270,7 @@ class Outbox:
                 stored: list[Message] = []
                 rows: list[_Row] = []
                 now = float(self._clock())
+                run_s = self._save_run_time()
                 for msg in msgs:
                     stamped = msg.model_copy(update={"seq": seq})
                     payload = zlib.compress(wire.encode(stamped), 1)
@@ -236,6 +290,7 @@ class Outbox:
                             wire.topic_for(stamped.store_id, stamped.device_id, stamped.kind),
                             payload,
                             now,
+                            run_s,
                         )
                     )
                     self._bytes += size
@@ -278,8 +333,8 @@ class Outbox:
     def _flush_rows(self, rows: list[_Row]) -> None:
         if rows:
             self._db.executemany(
-                "INSERT INTO messages(seq, msg_id, kind, topic, payload, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO messages(seq, msg_id, kind, topic, payload, created_at, run_at_s) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
 
@@ -358,6 +413,7 @@ class Outbox:
                     self._bytes -= int(row[0]) + int(row[1]) * ROW_OVERHEAD_BYTES
                 self._depth -= deleted
                 self._meta_add("delivered", deleted)
+                self._save_run_time()
                 self._db.execute("COMMIT")
             except BaseException:
                 self._rollback()
@@ -365,14 +421,15 @@ class Outbox:
             return deleted
 
     def prune_age(self) -> int:
-        """Delete messages older than max_age_s (any kind); counted as dropped_age_<kind>."""
+        """Delete messages older than max_age_s of device run time (any kind); counted as
+        dropped_age_<kind>. A step of the wall clock ages nothing."""
         with self._lock:
             self._check_open()
-            cutoff = self._clock() - self.max_age_s
             self._db.execute("BEGIN IMMEDIATE")
             try:
+                cutoff = self._save_run_time() - self.max_age_s
                 rows = self._db.execute(
-                    "SELECT id, kind, LENGTH(payload), seq FROM messages WHERE created_at < ?",
+                    "SELECT id, kind, LENGTH(payload), seq FROM messages WHERE run_at_s < ?",
                     (cutoff,),
                 ).fetchall()
                 self._delete_rows(rows, reason="age", label=None)
@@ -385,9 +442,9 @@ class Outbox:
     def stats(self) -> OutboxStats:
         with self._lock:
             self._check_open()
-            # One step down the created_at index (runs at every status; without the index it
+            # One step down the run_at_s index (runs at every status; without an index it
             # scanned the table: 0.12 s for 400k rows on the test VM).
-            oldest = self._db.execute("SELECT MIN(created_at) FROM messages").fetchone()[0]
+            oldest = self._db.execute("SELECT MIN(run_at_s) FROM messages").fetchone()[0]
             dropped = {
                 str(k).removeprefix("dropped_"): int(v)
                 for k, v in self._db.execute(
@@ -398,7 +455,7 @@ class Outbox:
             return OutboxStats(
                 depth=self._depth,
                 bytes=self._bytes,
-                oldest_age_s=None if oldest is None else max(0.0, self._clock() - oldest),
+                oldest_age_s=None if oldest is None else max(0.0, self._run_time_s() - oldest),
                 dropped=dropped,
                 last_seq=last_seq,
             )
@@ -432,6 +489,14 @@ class Outbox:
         with self._lock:
             if not self._closed:
                 self._closed = True
+                # Run time since the last commit would otherwise not count after a restart.
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("BEGIN IMMEDIATE")
+                    self._save_run_time()
+                    self._db.execute("COMMIT")
+                if self._db.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        self._db.execute("ROLLBACK")
                 # Fold the WAL back into the main file so a copied outbox.db is self-contained.
                 with contextlib.suppress(sqlite3.Error):
                     self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -165,16 +165,120 @@ def test_cap_drops_oldest_summaries_before_any_stock_event(tmp_path: Path) -> No
 
 
 def test_age_cap_drops_stale_messages_and_counts_them(tmp_path: Path) -> None:
-    now = [1_000_000.0]
-    with Outbox(tmp_path / "o.db", max_age_s=3600, clock=lambda: now[0]) as ob:
+    # Both clocks advance together, as on a device whose wall clock is right.
+    wall, mono = [1_000_000.0], [50.0]
+
+    def run(s: float) -> None:
+        wall[0] += s
+        mono[0] += s
+
+    with Outbox(
+        tmp_path / "o.db", max_age_s=3600, clock=lambda: wall[0], monotonic=lambda: mono[0]
+    ) as ob:
         ob.append([summary(1), stock(1)])
-        now[0] += 1800
+        run(1800)
         ob.append([summary(2)])
         assert ob.stats().oldest_age_s == 1800
-        now[0] += 1801
+        run(1801)
         assert ob.prune_age() == 2
         st = ob.stats()
         assert st.depth == 1 and st.dropped == {"age_summary": 1, "age_stock": 1}
+
+
+def test_a_wall_clock_step_ages_nothing_only_run_time_does(tmp_path: Path) -> None:
+    # A Pi boots with the last saved time; NTP then steps the clock 40 days forward.
+    wall, mono = [1_700_000_000.0], [12.0]
+    ob = Outbox(
+        tmp_path / "o.db", max_age_s=30 * 86400, clock=lambda: wall[0], monotonic=lambda: mono[0]
+    )
+    ob.append([summary(1), summary(2), stock(3)])
+    wall[0] += 40 * 86400
+    mono[0] += 5.0
+    assert ob.prune_age() == 0
+    st = ob.stats()
+    assert st.depth == 3 and st.dropped == {}
+    assert st.oldest_age_s == pytest.approx(5.0), "the status reports run-time age too"
+    # The clock can also step back: nothing is dropped, nothing looks older.
+    wall[0] -= 80 * 86400
+    assert ob.prune_age() == 0 and ob.stats().oldest_age_s == pytest.approx(5.0)
+    # Rows that really waited 30 days of run time go.
+    mono[0] += 30 * 86400
+    ob.append([summary(4)])
+    assert ob.prune_age() == 3
+    assert [r.seq for r in ob.pending(10)] == [4]
+    assert ob.stats().dropped == {"age_summary": 2, "age_stock": 1}
+    ob.close()
+
+
+def test_run_time_adds_up_over_restarts(tmp_path: Path) -> None:
+    db = tmp_path / "o.db"
+    day = 86400.0
+    wall = [1_700_000_000.0]
+    # time.monotonic() restarts near zero at every boot; the run time carries on.
+    mono = [100.0]
+    ob = Outbox(db, max_age_s=30 * day, clock=lambda: wall[0], monotonic=lambda: mono[0])
+    ob.append([summary(1)])
+    mono[0] += 20 * day
+    ob.close()  # saves the run time since the last commit
+    mono[0] = 3.0  # reboot
+    wall[0] -= 365 * day  # with a clock a year behind
+    ob = Outbox(db, max_age_s=30 * day, clock=lambda: wall[0], monotonic=lambda: mono[0])
+    ob.append([summary(2)])
+    mono[0] += 9 * day
+    assert ob.prune_age() == 0
+    assert ob.stats().oldest_age_s == pytest.approx(29 * day)
+    mono[0] += 1 * day + 1
+    assert ob.prune_age() == 1, "20 + 10 days of run time over two boots"
+    assert [r.seq for r in ob.pending(10)] == [2]
+    ob.close()
+
+
+V1_SCHEMA = """
+CREATE TABLE messages (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, seq INTEGER NOT NULL UNIQUE,
+    msg_id TEXT NOT NULL UNIQUE, kind TEXT NOT NULL, topic TEXT NOT NULL,
+    payload BLOB NOT NULL, created_at REAL NOT NULL);
+CREATE INDEX messages_kind ON messages(kind, id);
+CREATE INDEX messages_created ON messages(created_at);
+CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+PRAGMA user_version = 1;
+"""
+
+
+def test_a_version_1_outbox_is_migrated_and_keeps_its_rows(tmp_path: Path) -> None:
+    db = tmp_path / "o.db"
+    day = 86400.0
+    # Rows as the previous release stored them, written under a stale clock.
+    with Outbox(tmp_path / "src.db") as src:
+        src.append([summary(1), stock(2)])
+        old_rows = src._db.execute(
+            "SELECT seq, msg_id, kind, topic, payload, created_at FROM messages"
+        ).fetchall()
+    v1 = sqlite3.connect(db)
+    v1.executescript(V1_SCHEMA)
+    v1.executemany(
+        "INSERT INTO messages(seq, msg_id, kind, topic, payload, created_at) "
+        "VALUES (?, ?, ?, ?, ?, 1000.0)",
+        [r[:5] for r in old_rows],
+    )
+    v1.execute("INSERT INTO meta VALUES ('next_seq', 3), ('dropped_cap_summary', 7)")
+    v1.commit()
+    v1.close()
+    mono = [0.0]
+    ob = Outbox(db, max_age_s=30 * day, monotonic=lambda: mono[0])  # real wall clock: ~55 years on
+    assert ob._db.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert ob.depth == 2 and ob.last_seq == 2
+    assert ob.prune_age() == 0, "an old row's wall-clock age is not trusted"
+    assert [r.kind for r in ob.pending(10)] == ["summary", "stock"]
+    assert ob.append([summary(3)])[0].seq == 3
+    assert ob.stats().dropped == {"cap_summary": 7}
+    mono[0] += 30 * day + 1
+    assert ob.prune_age() == 3, "migrated rows age by run time from the migration on"
+    ob.close()
+    ob = Outbox(db)  # reopening a version 2 file changes nothing
+    assert ob.depth == 0 and ob.last_seq == 3
+    ob.close()
 
 
 WRITER = r"""
@@ -226,8 +330,8 @@ def test_kill_9_mid_append_loses_nothing_committed(tmp_path: Path) -> None:
                 sent.update(int(s) for s in line.split()[1:])
             else:
                 for item in line.split():
-                    seq, msg_id = item.split(":")
-                    committed[int(seq)] = msg_id
+                    seq_text, msg_id = item.split(":")
+                    committed[int(seq_text)] = msg_id
         # Reopening after the crash works and every committed, unsent message is there.
         with Outbox(db) as ob:
             rows = {r.seq: r.msg_id for r in ob.pending(1_000_000)}
