@@ -9,9 +9,16 @@ when its PUBACK arrives with a success reason code. Everything else is resent:
   kept our session; a row whose PUBACK never arrives stays in the outbox;
 * a restart of the agent: the rows are still in the outbox and are sent again;
 * a PUBACK with a failure reason code (MQTT 5, e.g. quota exceeded, not authorised): the row is
-  held back with a backoff and retried, never marked sent.
+  never marked sent, and the whole sync backs off (exponential with jitter, like a reconnect),
+  then probes with one message at a time until a PUBACK is accepted again. A broker that refuses
+  everything would otherwise get the whole backlog re-sent as fast as it can refuse it.
 
 Duplicates created by these resends are harmless: central drops them by ``msg_id``.
+
+A failing outbox (SQLite error: a corrupt page, a lock held too long, an I/O error) does not end
+the worker: the error is counted, the outbox is left alone for a backoff and tried again, while
+the connection, its status and its will stay managed. The worker's exit always disconnects and
+stops paho's thread, whatever the outbox does, so the broker never keeps a dead agent online.
 
 The connection: MQTT 5 by default with clean start off and a session expiry (3.1.1 selectable,
 with clean session off), a retained ``online`` status as birth message on every connect, and a
@@ -26,6 +33,7 @@ from __future__ import annotations
 import logging
 import queue
 import random
+import sqlite3
 import ssl
 import threading
 import time
@@ -50,6 +58,10 @@ BrokerState = Literal["idle", "connecting", "connected", "backoff", "stopped"]
 _MARK_BATCH_ROWS = 256
 _MARK_MAX_DELAY_S = 0.05
 _REJECT_RETRY_S = 5.0
+# Backoff of the outbox after a SQLite error: short first (a lock that is released), capped so a
+# repaired or freed disk is noticed within half a minute.
+_OUTBOX_RETRY_MIN_S = 0.5
+_OUTBOX_RETRY_MAX_S = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +72,10 @@ class SyncStats:
     published: int
     acked: int
     rejected: int
+    # Seconds until publishing resumes after refused PUBACKs (0: not paused).
+    refused_pause_s: float
+    # SQLite errors the outbox raised to the worker since start (each one backs the outbox off).
+    outbox_errors: int
     inflight: int
     status_inflight: int
     window: int
@@ -112,6 +128,12 @@ class MqttSync:
         self._to_mark: list[int] = []
         self._first_mark_at = 0.0
         self._held: dict[int, float] = {}  # row id -> retry time after a rejected PUBACK
+        self._refusal_attempt = 0  # refused PUBACK backoffs since the last accepted one
+        self._paused_until = 0.0  # no data publish before this (monotonic) after a refusal
+        self._outbox_errors = 0
+        self._outbox_attempt = 0
+        self._outbox_retry_at = 0.0  # no outbox call before this (monotonic) after an error
+        self._last_status: wire.Status | None = None  # fallback while the outbox fails
         self._state: BrokerState = "idle"
         self._connected = threading.Event()
         self._refused: str | None = None
@@ -225,6 +247,8 @@ class MqttSync:
             published=self._published,
             acked=self._acked,
             rejected=self._rejected,
+            refused_pause_s=round(max(0.0, self._paused_until - time.monotonic()), 3),
+            outbox_errors=self._outbox_errors,
             inflight=len(self._inflight),
             status_inflight=len(self._status_mids),
             window=self._window,
@@ -265,14 +289,22 @@ class MqttSync:
         try:
             while not self._stop.is_set():
                 self.heartbeat = time.monotonic()
-                self._step()
+                try:
+                    self._step()
+                except sqlite3.Error as exc:
+                    self._outbox_failed(exc)
                 # Poll fast only while something is moving (acks to batch, a connect to time
                 # out); idle, wake() and the callbacks interrupt the wait. Keeps an idle
                 # daemon's CPU near zero.
-                if self._inflight or self._to_mark or self._state == "connecting":
+                now = time.monotonic()
+                if self._outbox_backing_off(now):
+                    wait_s = min(0.5, max(0.01, self._outbox_retry_at - now))
+                elif self._state == "connecting" or self._to_mark or self._inflight:
                     wait_s = 0.05
                 elif self._state == "backoff":
-                    wait_s = min(0.5, max(0.01, self._next_attempt_at - time.monotonic()))
+                    wait_s = min(0.5, max(0.01, self._next_attempt_at - now))
+                elif self._paused_until > now:
+                    wait_s = min(0.5, max(0.01, self._paused_until - now))
                 else:
                     wait_s = 0.5
                 self._wake.wait(wait_s)
@@ -299,11 +331,12 @@ class MqttSync:
                     self._session_present,
                 )
             if self._need_birth:
-                self._need_birth = False
-                self._send_status(self.status_fn("online"))
+                self._send_status(self._status("online"))
+                self._need_birth = False  # only once sent: an outbox error retries it
             with self._status_lock:
                 status, self._status_out = self._status_out, None
             if status is not None:
+                self._last_status = status
                 self._send_status(status)
             self._fill_window()
         elif self._state == "connecting":
@@ -312,21 +345,27 @@ class MqttSync:
                 self._abandon(f"connect failed: {why}")
         elif self._state == "connected":
             self._abandon(self._last_error or "connection lost")
-        elif now >= self._next_attempt_at:
+        elif now >= self._next_attempt_at and (
+            self._last_status is not None or not self._outbox_backing_off(now)
+        ):
+            # Without a status ever built, the will needs the outbox: wait for its retry.
             self._connect()
         self._flush_marks(force=False)
 
     def _connect(self) -> None:
+        # Built first: an outbox error here leaves the worker in backoff, not half connecting.
+        will = self._status("offline")
         self._refused = None
         self._state = "connecting"
         self._connect_started = time.monotonic()
+        # A new connection (maybe a reconfigured broker) gets one probe at once; the refusal
+        # backoff itself is kept until a PUBACK is accepted.
+        self._paused_until = 0.0
         try:
             if self.cfg.username:
                 self._client.username_pw_set(self.cfg.username, self.cfg.password())
             # The will carries the latest committed seq, like every status (see wire-format.md).
-            self._client.will_set(
-                self.status_topic, wire.encode(self.status_fn("offline")), qos=1, retain=True
-            )
+            self._client.will_set(self.status_topic, wire.encode(will), qos=1, retain=True)
             if self.cfg.protocol == "5":
                 props = Properties(PacketTypes.CONNECT)
                 props.SessionExpiryInterval = self.cfg.session_expiry_s
@@ -379,12 +418,12 @@ class MqttSync:
             if row_id is None:
                 continue
             if failed:
-                # Not a delivery: keep the row and retry later (the broker refused it now).
-                self._rejected += 1
-                self._held[row_id] = now + _REJECT_RETRY_S
-                self._last_error = f"PUBACK refused: {reason}"
-                log.warning("broker refused message row %d: %s", row_id, reason)
+                self._refused_puback(row_id, reason, now)
                 continue
+            if self._refusal_attempt:
+                log.info("broker accepts messages again")
+                self._refusal_attempt = 0
+                self._paused_until = 0.0
             self._acked += 1
             if not self._to_mark:
                 self._first_mark_at = now
@@ -392,23 +431,75 @@ class MqttSync:
         if len(self._to_mark) >= _MARK_BATCH_ROWS:
             self._flush_marks(force=True)
 
+    def _refused_puback(self, row_id: int, reason: str, now: float) -> None:
+        """Not a delivery: keep the row, and stop publishing for a while.
+
+        The rows of one window are refused together: only the first refusal after a pause
+        lengthens the backoff, the others find the sync already paused.
+        """
+        self._rejected += 1
+        self._last_error = f"PUBACK refused: {reason}"
+        if now >= self._paused_until:
+            delay = backoff_delay_s(
+                self._refusal_attempt, self.cfg.reconnect_min_s, self.cfg.reconnect_max_s, self._rng
+            )
+            self._refusal_attempt += 1
+            self._paused_until = now + delay
+            log.warning(
+                "broker refused message row %d: %s; publishing paused for %.1f s",
+                row_id,
+                reason,
+                delay,
+            )
+        # The refused row itself waits longer still, so the probe is another row when there
+        # is one (the broker may refuse one topic only).
+        self._held[row_id] = max(self._paused_until, now + _REJECT_RETRY_S)
+
+    def _outbox_backing_off(self, now: float) -> bool:
+        return now < self._outbox_retry_at
+
+    def _outbox_failed(self, exc: sqlite3.Error) -> None:
+        """Count a SQLite error and leave the outbox alone for a backoff; the worker lives on."""
+        self._outbox_errors += 1
+        delay = backoff_delay_s(
+            self._outbox_attempt, _OUTBOX_RETRY_MIN_S, _OUTBOX_RETRY_MAX_S, self._rng
+        )
+        self._outbox_attempt += 1
+        self._outbox_retry_at = time.monotonic() + delay
+        self._last_error = f"outbox error: {exc}"
+        log.error("outbox error (%d so far): %s; retry in %.1f s", self._outbox_errors, exc, delay)
+
+    def _outbox_worked(self) -> None:
+        if self._outbox_attempt:
+            log.info("outbox works again")
+            self._outbox_attempt = 0
+
     def _flush_marks(self, force: bool) -> None:
-        if not self._to_mark:
+        if not self._to_mark or self._outbox_backing_off(time.monotonic()):
             return
         if force or time.monotonic() - self._first_mark_at >= _MARK_MAX_DELAY_S:
+            # Cleared only once committed: after an error the rows are marked at the retry
+            # (and meanwhile kept out of the window as delivered).
             self.outbox.mark_sent(self._to_mark)
             self._to_mark = []
+            self._outbox_worked()
 
     def _fill_window(self) -> None:
-        room = self._window - len(self._inflight)
+        now = time.monotonic()
+        if now < self._paused_until or self._outbox_backing_off(now):
+            return
+        # After a refusal, one probe at a time until the broker accepts a message again.
+        window = 1 if self._refusal_attempt else self._window
+        room = window - len(self._inflight)
         if room <= 0:
             return
-        now = time.monotonic()
         for row_id, until in list(self._held.items()):
             if until <= now:
                 del self._held[row_id]
         exclude = [*self._inflight.values(), *self._to_mark, *self._held]
-        for row in self.outbox.pending(room, exclude=exclude):
+        rows = self.outbox.pending(room, exclude=exclude)
+        self._outbox_worked()
+        for row in rows:
             info = self._client.publish(row.topic, row.payload, qos=1)
             if info.rc == mqtt.MQTT_ERR_QUEUE_SIZE:
                 break
@@ -434,33 +525,71 @@ class MqttSync:
         self._wake.set()
         return True
 
+    def _status(self, state: Literal["online", "offline"]) -> wire.Status:
+        """A fresh status, or while the outbox fails the last good one with `state`.
+
+        Without a fallback a failing outbox would leave the connection without a will and the
+        broker without an offline status at stop. Only when there never was a good one does
+        the error go up (the worker then backs the outbox off).
+        """
+        try:
+            status = self.status_fn(state)
+        except sqlite3.Error as exc:
+            if self._last_status is None:
+                raise
+            self._outbox_errors += 1
+            self._last_error = f"outbox error: {exc}"
+            log.error("status from the last good figures, outbox error: %s", exc)
+            return self._last_status.model_copy(update={"state": state})
+        self._last_status = status
+        return status
+
     def _send_status(self, status: wire.Status) -> None:
         """Publish a status now (sync thread only, like every publish that expects a PUBACK)."""
         info = self._client.publish(self.status_topic, wire.encode(status), qos=1, retain=True)
         self._status_mids.add(info.mid)
 
     def _shutdown(self) -> None:
+        """Say offline and disconnect, whatever the outbox does.
+
+        Each step is guarded on its own: a failing outbox must not keep paho's thread running
+        a session the broker shows online (no will is sent for a live connection).
+        """
+        self._outbox_retry_at = 0.0  # last chance to mark what was delivered
+        self._guarded("marking delivered rows", self._process_acks)
+        self._guarded("marking delivered rows", lambda: self._flush_marks(force=True))
         try:
-            self._process_acks()
-            self._flush_marks(force=True)
             if self._connected.is_set():
-                info = self._client.publish(
-                    self.status_topic, wire.encode(self.status_fn("offline")), qos=1, retain=True
-                )
-                deadline = time.monotonic() + 2.0
-                while not info.is_published() and time.monotonic() < deadline:
-                    time.sleep(0.01)
+                self._guarded("sending the offline status", self._send_offline)
                 self._client.disconnect()
+        except Exception:
+            log.exception("error while disconnecting from the broker")
+        finally:
             if self._loop_running:
                 self._client.loop_stop()
                 self._loop_running = False
-            # PUBACKs that arrived while disconnecting still count as deliveries.
-            self._process_acks()
-            self._flush_marks(force=True)
-        except Exception:
-            log.exception("error while closing the broker connection")
+        # PUBACKs that arrived while disconnecting still count as deliveries.
+        self._guarded("marking delivered rows", self._process_acks)
+        self._guarded("marking delivered rows", lambda: self._flush_marks(force=True))
         self._connected.clear()
         self._state = "stopped"
+
+    def _send_offline(self) -> None:
+        info = self._client.publish(
+            self.status_topic, wire.encode(self._status("offline")), qos=1, retain=True
+        )
+        deadline = time.monotonic() + 2.0
+        while not info.is_published() and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    def _guarded(self, what: str, fn: Callable[[], object]) -> None:
+        try:
+            fn()
+        except sqlite3.Error as exc:
+            self._outbox_errors += 1
+            log.error("outbox error while stopping (%s): %s", what, exc)
+        except Exception:
+            log.exception("error while stopping (%s)", what)
 
     def _default_status(self, state: Literal["online", "offline"]) -> wire.Status:
         st = self.outbox.stats()

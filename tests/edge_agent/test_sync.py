@@ -265,7 +265,7 @@ def test_mqtt_311_with_password_file(tmp_path: Path) -> None:
         got: list[bytes] = []
         sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
         sub.username_pw_set("agent", "s3cret")
-        sub.on_message = lambda c, u, m: got.append(m.payload)
+        sub.on_message = lambda c, u, m: got.append(bytes(m.payload))
         sub.connect("127.0.0.1", broker.port)
         sub.subscribe("footfall/v1/+/+/summary", qos=1)
         sub.loop_start()
@@ -386,7 +386,7 @@ def test_a_status_puback_that_beats_its_registration_does_not_hijack_a_data_ack(
             time.sleep(0.3)
         return info
 
-    sync._client.publish = descheduled_after_publish  # type: ignore[method-assign]
+    sync._client.publish = descheduled_after_publish  # type: ignore[method-assign, assignment]
     publisher = threading.Thread(
         target=lambda: [sync.publish_status(sync.status_fn("online")) for _ in range(3)]
     )
