@@ -117,7 +117,11 @@ class OutboxConfig(_Section):
         description="outbox size cap; past it the oldest summaries are dropped (never stock)",
     )
     max_age_s: float = Field(
-        default=30 * 86400, gt=0, description="undelivered messages older than this are dropped"
+        default=30 * 86400,
+        gt=0,
+        description="undelivered messages that have waited this long are dropped; the wait is "
+        "counted in time the device ran, so a clock that NTP sets, or days switched off, do "
+        "not age them",
     )
 
 
