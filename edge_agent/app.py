@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import sqlite3
 import threading
 import time
 from typing import Any, Literal
@@ -318,6 +319,7 @@ class Agent:
             start_ts=self.start_ts,
         )
         self.heartbeat_max_age_s = HEARTBEAT_MAX_AGE_S
+        self.supervisor_errors = 0  # status or pruning failed on an outbox error
         self._stopped = False
         self.drained = False
         self.undelivered = 0
@@ -335,6 +337,7 @@ class Agent:
                 "silent_readers": sorted(self.aggregator.silent_readers),
             },
             "queues": {k: q.qsize() for k, q in self.queues.items()},
+            "supervisor_errors": self.supervisor_errors,
         }
 
     @property
@@ -379,20 +382,33 @@ class Agent:
                     stale = [w.name for w in self.workers if not w.fresh(self.heartbeat_max_age_s)]
                     log.error("not feeding the watchdog: stale workers %s", stale)
                 next_wd = now + wd / 2
+            # The status reads the outbox and pruning writes it: an outbox error (a locked or
+            # damaged file) is counted and retried next time, and must not end this loop,
+            # which is what feeds the watchdog.
             if now >= next_status:
-                status = self.health.status("online")
-                self.sync.publish_status(status)
-                line = HealthReporter.one_line(status)
-                systemd.status(line)
-                log.info("health: %s", line)
                 next_status = now + self.cfg.health.status_interval_s
+                try:
+                    status = self.health.status("online")
+                except sqlite3.Error as exc:
+                    self.supervisor_errors += 1
+                    log.error("health status not built (outbox error): %s", exc)
+                else:
+                    self.sync.publish_status(status)
+                    line = HealthReporter.one_line(status)
+                    systemd.status(line)
+                    log.info("health: %s", line)
             if now >= next_prune:
-                dropped = self.outbox.prune_age()
+                next_prune = now + PRUNE_EVERY_S
+                try:
+                    dropped = self.outbox.prune_age()
+                except sqlite3.Error as exc:
+                    self.supervisor_errors += 1
+                    log.error("outbox not pruned: %s", exc)
+                    dropped = 0
                 if dropped:
                     log.warning(
                         "dropped %d messages older than %.0f s", dropped, self.cfg.outbox.max_age_s
                     )
-                next_prune = now + PRUNE_EVERY_S
             if until_sources_end and self.sources_ended():
                 return
             self.stop_requested.wait(0.5 if wd is None else min(0.5, wd / 4))
