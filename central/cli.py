@@ -40,7 +40,7 @@ from central.config import (
     systemd_credential,
 )
 from central.storage import StorageUnavailableError, StorageUrlError, open_storage, redact_url
-from central.storage.base import END_TIME, FIRST_TIME, Storage
+from central.storage.base import FIRST_DAY, LAST_DAY, Storage
 
 log = logging.getLogger("central.cli")
 
@@ -52,9 +52,6 @@ class _Waitable(Protocol):
 Handler = Callable[[argparse.Namespace], int]
 EX_USAGE = 2
 EX_UNAVAILABLE = 69  # sysexits.h: a service the command needs (the database) is unavailable
-# Dates the commands accept: beyond these, epoch arithmetic overflows datetime (year 1, 9999)
-# and no store has data anyway.
-FIRST_DAY, LAST_DAY = FIRST_TIME.date(), END_TIME.date() - timedelta(days=1)
 MAX_REPORT_DAYS = 1100  # about three years of hourly rows; split longer ranges
 
 

@@ -33,7 +33,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from central.config import CentralConfig, IngestConfig, MqttConfig
 from central.storage import BatchResult, DeadLetter, Received, Storage, open_storage
-from central.storage.base import END_TIME, FIRST_TIME, Decoded
+from central.storage.base import END_TIME, FIRST_TIME, YEARS, Decoded
 from central.subscriber import Delivery, MqttSubscriber, topic_matches
 from edge_agent.wire import Status, Summary, WireError, decode, parse_topic
 
@@ -85,7 +85,7 @@ def validate(topic: str, payload: bytes) -> Decoded:
 
 def _check_time(name: str, value: datetime) -> None:
     if not FIRST_TIME <= value < END_TIME:
-        raise WireError(f"{name}: {value.isoformat()} is outside the years 1970-2099")
+        raise WireError(f"{name}: {value.isoformat()} is outside the years {YEARS}")
 
 
 @dataclass

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from central.storage.base import END_TIME, FIRST_TIME, PosRow, Storage
+from central.storage.base import END_TIME, FIRST_TIME, YEARS, PosRow, Storage
 from edge_agent.wire import ID_PATTERN
 
 COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
@@ -120,7 +120,7 @@ def _parse_row(row: list[str], cols: dict[str, int], zones: _Zones) -> PosRow:
             )
         ts = ts.replace(tzinfo=tz)
     if not FIRST_TIME <= ts < END_TIME:
-        raise ValueError(f"timestamp {raw_ts!r} is outside the years 1970-2099")
+        raise ValueError(f"timestamp {raw_ts!r} is outside the years {YEARS}")
     txn = row[cols["transaction_id"]].strip()
     if not txn or len(txn) > 128 or "\x00" in txn:
         raise ValueError(f"transaction id {txn[:40]!r} must be 1-128 characters")

@@ -20,7 +20,7 @@ import numpy as np
 
 from central import analytics, quality, report
 from central.forecast import HOURS_PER_WEEK, footfall_series, forecast_hourly, local_hour_floor
-from central.storage.base import END_TIME, FIRST_TIME, Storage
+from central.storage.base import FIRST_DAY, LAST_DAY, Storage
 from edge_agent.wire import ID_PATTERN
 
 MAX_RANGE_DAYS = 400
@@ -56,9 +56,10 @@ def parse_query(storage: Storage, params: Mapping[str, str]) -> Query:
         last = date.fromisoformat(params.get("to", ""))
     except ValueError:
         raise ApiError(400, "from and to must be dates (YYYY-MM-DD)") from None
-    lo, hi = FIRST_TIME.date(), END_TIME.date() - timedelta(days=1)
-    if not (lo <= first <= hi and lo <= last <= hi):
-        raise ApiError(400, f"from and to must be within {lo.isoformat()}..{hi.isoformat()}")
+    if not (FIRST_DAY <= first <= LAST_DAY and FIRST_DAY <= last <= LAST_DAY):
+        raise ApiError(
+            400, f"from and to must be within {FIRST_DAY.isoformat()}..{LAST_DAY.isoformat()}"
+        )
     if last < first:
         raise ApiError(400, "to is before from")
     if (last - first).days >= MAX_RANGE_DAYS:

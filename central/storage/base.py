@@ -21,7 +21,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -38,6 +38,9 @@ Decoded = Summary | StockEventMsg | Status | PosTransaction
 # their places in the device's sequence.
 FIRST_TIME = datetime(1970, 1, 1, tzinfo=UTC)
 END_TIME = datetime(2100, 1, 1, tzinfo=UTC)
+# The same span as dates (command arguments, dashboard queries) and as words (messages).
+FIRST_DAY, LAST_DAY = FIRST_TIME.date(), END_TIME.date() - timedelta(days=1)
+YEARS = f"{FIRST_DAY.year}-{LAST_DAY.year}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -429,7 +432,10 @@ __all__ = [
     "END_TIME",
     "EXPORT_COLUMNS",
     "EXPORT_TABLES",
+    "FIRST_DAY",
     "FIRST_TIME",
+    "LAST_DAY",
+    "YEARS",
     "BatchResult",
     "DeadLetter",
     "Decoded",
