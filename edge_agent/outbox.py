@@ -152,7 +152,8 @@ class Outbox:
         self._db.executescript(_SCHEMA)
         self._mono_at_open = float(self._monotonic())
         self._run_base_s = self._meta_get("run_time_ms") / 1000.0
-        self._migrate()
+        if version < SCHEMA_VERSION:  # a new file (0) or an older one: no write at each open
+            self._migrate()
         row = self._db.execute(
             "SELECT COALESCE(SUM(LENGTH(payload)), 0), COUNT(*) FROM messages"
         ).fetchone()
